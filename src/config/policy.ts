@@ -1,0 +1,119 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { PolicyError } from '../errors.ts';
+
+const days = z.number().int().min(0);
+const tagKey = z.string().min(1).max(128);
+
+/**
+ * The whole policy. Every object is strict, so a typo is an error rather than a silently ignored
+ * setting; every key has a default, so an empty document is a valid, conservative policy.
+ */
+export const policySchema = z.strictObject({
+  dryRun: z.boolean().default(true),
+  maxAgeDays: days.default(90),
+  unusedDays: days.default(30),
+  keepLatest: z
+    .strictObject({
+      count: z.number().int().min(0).default(2),
+      familyTags: z.array(tagKey).default([]),
+    })
+    .prefault({}),
+  graceDays: days.default(7),
+  exemptTag: z
+    .strictObject({
+      key: tagKey.default('ami-janitor:keep'),
+      value: z.string().max(256).default('true'),
+    })
+    .prefault({}),
+  expiryTag: z.strictObject({ key: tagKey.default('ami-janitor:expires-at') }).prefault({}),
+  requiredTags: z
+    .strictObject({
+      keys: z.array(tagKey).default([]),
+      severity: z.enum(['critical', 'high', 'medium', 'low']).default('medium'),
+      expireAfterDays: days.nullable().default(null),
+    })
+    .prefault({}),
+  maxRemovalsPerRun: z.number().int().min(0).default(100),
+  maxRemovalsPercent: z.number().gt(0).max(100).nullable().default(null),
+  deleteSnapshots: z.boolean().default(true),
+  inUse: z
+    .strictObject({
+      launchTemplateVersions: z.number().int().min(1).max(115).default(5),
+    })
+    .prefault({}),
+});
+
+export type Policy = z.infer<typeof policySchema>;
+
+export const MARKED_AT_TAG = 'ami-janitor:marked-at';
+
+export function defaultPolicy(): Policy {
+  return policySchema.parse({});
+}
+
+/** Validates a parsed policy document. Throws PolicyError naming every bad path. */
+export function parsePolicy(document: unknown): Policy {
+  const result = policySchema.safeParse(document ?? {});
+  if (result.success) return result.data;
+  throw new PolicyError(result.error.issues.map(describeIssue), { cause: result.error });
+}
+
+/** Reads a YAML or JSON policy file (JSON is valid YAML) and validates it. */
+export function loadPolicyFile(path: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new PolicyError([`cannot read policy file ${path}`], { cause: error });
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new PolicyError([`${path} is not valid YAML or JSON: ${(error as Error).message}`], {
+      cause: error,
+    });
+  }
+  return parsePolicy(document);
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    const valid = validKeysAt(issue.path);
+    return issue.keys
+      .map((key) => `${formatPath([...issue.path, key])}: unknown key; valid keys are ${valid.join(', ')}`)
+      .join('\n  - ');
+  }
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(policy)';
+  return path
+    .map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? String(part) : `.${String(part)}`))
+    .join('');
+}
+
+function validKeysAt(path: readonly PropertyKey[]): string[] {
+  let schema: z.core.$ZodType = policySchema;
+  for (const part of path) {
+    const object = unwrapObject(schema);
+    const next = object?.shape[String(part)];
+    if (!next) return [];
+    schema = next;
+  }
+  return Object.keys(unwrapObject(schema)?.shape ?? {});
+}
+
+function unwrapObject(schema: z.core.$ZodType): z.ZodObject | undefined {
+  let current: z.core.$ZodType = schema;
+  for (let depth = 0; depth < 5; depth++) {
+    if (current instanceof z.ZodObject) return current;
+    const inner = (current._zod.def as { innerType?: z.core.$ZodType }).innerType;
+    if (!inner) return undefined;
+    current = inner;
+  }
+  return undefined;
+}

@@ -1,0 +1,56 @@
+import type { Image, Reference } from '../model.ts';
+
+/**
+ * The narrow interfaces through which the core reaches AWS. The real implementations live in
+ * src/adapters; the in-memory account in src/demo implements the same ports for the demo and tests.
+ */
+
+export interface InventoryPort {
+  /** The account the credentials belong to. */
+  accountId(): Promise<string>;
+  /** Every image the account owns in the Region, deprecated and disabled ones included, all pages. */
+  listOwnedImages(): Promise<Image[]>;
+  /**
+   * Resources that still need each image, keyed by image id. An image with no entry (or an empty
+   * list) is referenced by nothing. Must throw rather than return a partial answer: the core
+   * treats a missing answer as "unknown", which blocks every removal.
+   */
+  findReferences(images: readonly Image[]): Promise<Map<string, Reference[]>>;
+}
+
+export interface SnapshotDeleteResult {
+  snapshotId: string;
+  /** `success`, `skipped`, `missing-permissions`, `internal-error` or `client-error`. */
+  returnCode: string;
+}
+
+export interface DeregisterResult {
+  /** Present only when DeleteAssociatedSnapshots was honoured by the API. */
+  snapshotResults?: SnapshotDeleteResult[];
+}
+
+export interface ImageActionsPort {
+  /** Current state of the given images; ids that no longer exist are simply absent. */
+  describeImages(imageIds: readonly string[]): Promise<Image[]>;
+  tagImage(imageId: string, tags: Record<string, string>): Promise<void>;
+  untagImage(imageId: string, keys: readonly string[]): Promise<void>;
+  enableDeprecation(imageId: string, at: Date): Promise<void>;
+  disableDeprecation(imageId: string): Promise<void>;
+  deregisterImage(imageId: string, options: { deleteAssociatedSnapshots: boolean }): Promise<DeregisterResult>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
+}
+
+/** Lambda's remaining time, or an unbounded budget for the CLI. */
+export interface Deadline {
+  remainingMs(): number;
+}
+
+export const unboundedDeadline: Deadline = { remainingMs: () => Number.POSITIVE_INFINITY };
+
+/** The subset of the Powertools Logger the core uses, so tests can pass a recorder. */
+export interface Log {
+  debug(message: string, ...extra: object[]): void;
+  info(message: string, ...extra: object[]): void;
+  warn(message: string, ...extra: object[]): void;
+  error(message: string, ...extra: object[]): void;
+}

@@ -1,0 +1,136 @@
+/**
+ * Domain types shared by adapters, rules, the planner and the executor.
+ * Everything here is plain data so that a plan or a report can be printed, diffed and replayed.
+ */
+
+export type ImageState =
+  | 'available'
+  | 'pending'
+  | 'invalid'
+  | 'deregistered'
+  | 'transient'
+  | 'failed'
+  | 'error'
+  | 'disabled';
+
+export interface Image {
+  imageId: string;
+  name: string;
+  ownerId: string;
+  state: ImageState;
+  creationDate: Date;
+  /** Undefined when the image was never launched (or the API does not track it). */
+  lastLaunchedTime?: Date;
+  deprecationTime?: Date;
+  /** `disabled`, `enabled` or `enabled-with-cooldown`, as DescribeImages reports it. */
+  deregistrationProtection?: string;
+  public: boolean;
+  tags: Readonly<Record<string, string>>;
+  /** EBS snapshots behind the block device mappings, in mapping order. */
+  snapshotIds: readonly string[];
+  sourceInstanceId?: string;
+}
+
+export interface Reference {
+  /** `ec2:Instance`, `ec2:LaunchTemplate`, `ssm:Parameter`, `autoscaling:AutoScalingGroup`, ... */
+  resourceType: string;
+  /** An ARN where one exists, else the resource id. */
+  resource: string;
+  /** Extra context for a human, e.g. `stopped` or `version 4 ($Default)`. */
+  detail?: string;
+}
+
+/** Facts about one image gathered once per run; rules read them and never call AWS. */
+export interface ImageFacts {
+  accountId: string;
+  references: readonly Reference[];
+  family: string;
+  /** 1 = newest image of its family. */
+  familyRank: number;
+  familySize: number;
+}
+
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+
+export type Verdict =
+  | { kind: 'keep'; reason: string }
+  | { kind: 'expire'; reason: string }
+  | { kind: 'flag'; severity: Severity; reason: string };
+
+export interface Finding {
+  rule: string;
+  severity: Severity;
+  reason: string;
+}
+
+export interface Decision {
+  imageId: string;
+  name: string;
+  verdict: 'keep' | 'expire';
+  /** The rule that settled the verdict. */
+  rule: string;
+  reason: string;
+  findings: Finding[];
+}
+
+export type ActionKind = 'mark' | 'deregister' | 'unmark';
+
+export interface PlannedAction {
+  kind: ActionKind;
+  imageId: string;
+  name: string;
+  rule: string;
+  reason: string;
+  /** mark: when the image becomes removable. */
+  removeAfter?: string;
+  /** deregister: snapshots no other image uses, deleted with the image. */
+  snapshotIds?: string[];
+  /** deregister: snapshots kept because another image still uses them. */
+  sharedSnapshotIds?: string[];
+  /** mark/unmark: whether the image's deprecation time is ours to set or cancel. */
+  touchDeprecation?: boolean;
+}
+
+export interface DeferredImage {
+  imageId: string;
+  name: string;
+  reason: string;
+}
+
+export interface ScheduledRemoval {
+  imageId: string;
+  name: string;
+  removeAfter: string;
+  markedAt: string;
+}
+
+export interface Plan {
+  accountId: string;
+  region: string;
+  asOf: string;
+  inventorySize: number;
+  decisions: Decision[];
+  actions: PlannedAction[];
+  /** Eligible but held back by the blast-radius cap. */
+  deferred: DeferredImage[];
+  /** Marked earlier, still eligible, grace not yet over. */
+  scheduled: ScheduledRemoval[];
+  cap: { limit: number; eligible: number; capped: boolean };
+}
+
+export type OutcomeStatus = 'done' | 'dry-run' | 'already-gone' | 'skipped' | 'failed' | 'not-reached';
+
+export interface SnapshotOutcome {
+  snapshotId: string;
+  status: 'deleted' | 'dry-run' | 'already-gone' | 'skipped' | 'failed';
+  detail?: string;
+}
+
+export interface ActionOutcome {
+  action: PlannedAction;
+  status: OutcomeStatus;
+  detail?: string;
+  errorCode?: string;
+  warnings: string[];
+  snapshots: SnapshotOutcome[];
+}
