@@ -118,7 +118,8 @@ export interface Plan {
   cap: { limit: number; eligible: number; capped: boolean };
 }
 
-export type OutcomeStatus = 'done' | 'dry-run' | 'already-gone' | 'skipped' | 'failed' | 'not-reached';
+/** `planned`: a read-only plan; `dry-run`: apply with dry run on, so nothing was changed. */
+export type OutcomeStatus = 'planned' | 'done' | 'dry-run' | 'already-gone' | 'skipped' | 'failed' | 'not-reached';
 
 export interface SnapshotOutcome {
   snapshotId: string;

@@ -2,39 +2,26 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PolicyError } from '../errors.ts';
-
-const days = z.number().int().min(0);
-const tagKey = z.string().min(1).max(128);
+import { ageSchema } from '../rules/age.ts';
+import { exemptTagSchema } from '../rules/exempt-tag.ts';
+import { expiryTagSchema } from '../rules/expiry-tag.ts';
+import { keepLatestSchema } from '../rules/keep-latest.ts';
+import { requiredTagsSchema } from '../rules/required-tags.ts';
+import { dayCount } from '../rules/schema-parts.ts';
 
 /**
- * The whole policy. Every object is strict, so a typo is an error rather than a silently ignored
- * setting; every key has a default, so an empty document is a valid, conservative policy.
+ * The whole policy: the planner's own keys plus the keys each rule declares. Every object is
+ * strict, so a typo is an error rather than a silently ignored setting; every key has a default,
+ * so an empty document is a valid, conservative policy.
  */
 export const policySchema = z.strictObject({
   dryRun: z.boolean().default(true),
-  maxAgeDays: days.default(90),
-  unusedDays: days.default(30),
-  keepLatest: z
-    .strictObject({
-      count: z.number().int().min(0).default(2),
-      familyTags: z.array(tagKey).default([]),
-    })
-    .prefault({}),
-  graceDays: days.default(7),
-  exemptTag: z
-    .strictObject({
-      key: tagKey.default('ami-janitor:keep'),
-      value: z.string().max(256).default('true'),
-    })
-    .prefault({}),
-  expiryTag: z.strictObject({ key: tagKey.default('ami-janitor:expires-at') }).prefault({}),
-  requiredTags: z
-    .strictObject({
-      keys: z.array(tagKey).default([]),
-      severity: z.enum(['critical', 'high', 'medium', 'low']).default('medium'),
-      expireAfterDays: days.nullable().default(null),
-    })
-    .prefault({}),
+  ...ageSchema,
+  ...keepLatestSchema,
+  ...exemptTagSchema,
+  ...expiryTagSchema,
+  ...requiredTagsSchema,
+  graceDays: dayCount.default(7),
   maxRemovalsPerRun: z.number().int().min(0).default(100),
   maxRemovalsPercent: z.number().gt(0).max(100).nullable().default(null),
   deleteSnapshots: z.boolean().default(true),
