@@ -79,7 +79,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '(policy)';
   return path
-    .map((part, index) => (typeof part === 'number' ? `[${part}]` : index === 0 ? String(part) : `.${String(part)}`))
+    .map((part, index) =>
+      typeof part === 'number' ? `[${part}]` : index === 0 ? String(part) : `.${String(part)}`,
+    )
     .join('');
 }
 

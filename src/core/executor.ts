@@ -18,7 +18,11 @@ const IMAGE_GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']
 const SNAPSHOT_GONE = new Set(['InvalidSnapshot.NotFound']);
 const SNAPSHOT_IN_USE = new Set(['InvalidSnapshot.InUse']);
 /** Partitions or emulators that predate DeleteAssociatedSnapshots reject the parameter. */
-const PARAMETER_UNSUPPORTED = new Set(['UnknownParameter', 'InvalidParameter', 'InvalidParameterCombination']);
+const PARAMETER_UNSUPPORTED = new Set([
+  'UnknownParameter',
+  'InvalidParameter',
+  'InvalidParameterCombination',
+]);
 
 /** Restoring an image someone needs comes first, reclaiming second, marking (cheap, reversible) last. */
 const ORDER: Record<PlannedAction['kind'], number> = { unmark: 0, deregister: 1, mark: 2 };
@@ -61,7 +65,11 @@ export async function executePlan(
 
 type Recheck = Map<string, Image> | { error: unknown };
 
-async function recheckTargets(actions: readonly PlannedAction[], port: ImageActionsPort, log: Log): Promise<Recheck> {
+async function recheckTargets(
+  actions: readonly PlannedAction[],
+  port: ImageActionsPort,
+  log: Log,
+): Promise<Recheck> {
   const ids = actions.filter((action) => action.kind === 'deregister').map((action) => action.imageId);
   if (ids.length === 0) return new Map();
   try {
@@ -89,7 +97,11 @@ async function runAction(
   }
 }
 
-async function mark(action: PlannedAction, port: ImageActionsPort, options: ExecuteOptions): Promise<ActionOutcome> {
+async function mark(
+  action: PlannedAction,
+  port: ImageActionsPort,
+  options: ExecuteOptions,
+): Promise<ActionOutcome> {
   try {
     await port.tagImage(action.imageId, { [MARKED_AT_TAG]: options.now.toISOString() });
   } catch (error) {
@@ -145,7 +157,9 @@ async function deregister(
   let withSnapshots = exclusive.length > 0 && (action.sharedSnapshotIds ?? []).length === 0;
   let results: Map<string, string> | undefined;
   try {
-    results = toResultMap(await port.deregisterImage(action.imageId, { deleteAssociatedSnapshots: withSnapshots }));
+    results = toResultMap(
+      await port.deregisterImage(action.imageId, { deleteAssociatedSnapshots: withSnapshots }),
+    );
   } catch (error) {
     const code = errorCode(error);
     if (IMAGE_GONE.has(code)) return outcome(action, 'already-gone', `image already gone (${code})`);
@@ -162,9 +176,14 @@ async function deregister(
   const snapshots: SnapshotOutcome[] = [];
   for (const snapshotId of exclusive) {
     const returnCode = results?.get(snapshotId);
-    if (returnCode === 'success') snapshots.push({ snapshotId, status: 'deleted', detail: 'DeleteAssociatedSnapshots' });
+    if (returnCode === 'success')
+      snapshots.push({ snapshotId, status: 'deleted', detail: 'DeleteAssociatedSnapshots' });
     else if (returnCode !== undefined && returnCode !== 'skipped') {
-      snapshots.push({ snapshotId, status: 'failed', detail: `DeleteAssociatedSnapshots returned ${returnCode}` });
+      snapshots.push({
+        snapshotId,
+        status: 'failed',
+        detail: `DeleteAssociatedSnapshots returned ${returnCode}`,
+      });
     } else snapshots.push(await deleteSnapshot(snapshotId, port));
   }
   for (const snapshotId of action.sharedSnapshotIds ?? []) {
@@ -178,9 +197,11 @@ function recheckVeto(image: Image, options: ExecuteOptions): string | undefined 
   if (image.ownerId !== options.accountId) return `owner is now ${image.ownerId}, not this account`;
   if (image.state === 'pending' || image.state === 'transient') return `image is ${image.state}`;
   const protection = image.deregistrationProtection;
-  if (protection && protection !== 'disabled') return `deregistration protection was turned on (${protection})`;
+  if (protection && protection !== 'disabled')
+    return `deregistration protection was turned on (${protection})`;
   const { key, value } = options.policy.exemptTag;
-  if (image.tags[key]?.trim().toLowerCase() === value.trim().toLowerCase()) return `tagged ${key}=${value} since planning`;
+  if (image.tags[key]?.trim().toLowerCase() === value.trim().toLowerCase())
+    return `tagged ${key}=${value} since planning`;
   if (options.policy.graceDays > 0 && image.tags[MARKED_AT_TAG] === undefined) {
     return `the ${MARKED_AT_TAG} tag was removed since planning`;
   }
@@ -194,7 +215,8 @@ async function deleteSnapshot(snapshotId: string, port: ImageActionsPort): Promi
   } catch (error) {
     const code = errorCode(error);
     if (SNAPSHOT_GONE.has(code)) return { snapshotId, status: 'already-gone', detail: code };
-    if (SNAPSHOT_IN_USE.has(code)) return { snapshotId, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
+    if (SNAPSHOT_IN_USE.has(code))
+      return { snapshotId, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
     return { snapshotId, status: 'failed', detail: `${code}: ${errorMessage(error)}` };
   }
 }

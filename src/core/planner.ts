@@ -88,7 +88,8 @@ export function buildPlan(input: PlanInput): Plan {
   // Oldest first, so a capped run still makes the most valuable progress and the order is stable.
   removable.sort(
     (a, b) =>
-      a.image.creationDate.getTime() - b.image.creationDate.getTime() || a.image.imageId.localeCompare(b.image.imageId),
+      a.image.creationDate.getTime() - b.image.creationDate.getTime() ||
+      a.image.imageId.localeCompare(b.image.imageId),
   );
   const deferred: DeferredImage[] = removable.slice(limit).map(({ image }) => ({
     imageId: image.imageId,
@@ -111,7 +112,10 @@ export function buildPlan(input: PlanInput): Plan {
 }
 
 /** The smaller of the absolute cap and the percentage of the inventory, when one is set. */
-export function removalLimit(policy: Pick<Policy, 'maxRemovalsPerRun' | 'maxRemovalsPercent'>, inventorySize: number) {
+export function removalLimit(
+  policy: Pick<Policy, 'maxRemovalsPerRun' | 'maxRemovalsPercent'>,
+  inventorySize: number,
+) {
   const { maxRemovalsPerRun, maxRemovalsPercent } = policy;
   if (maxRemovalsPercent === null) return maxRemovalsPerRun;
   return Math.min(maxRemovalsPerRun, Math.floor((inventorySize * maxRemovalsPercent) / 100));

@@ -36,7 +36,10 @@ export interface ImageActionsPort {
   untagImage(imageId: string, keys: readonly string[]): Promise<void>;
   enableDeprecation(imageId: string, at: Date): Promise<void>;
   disableDeprecation(imageId: string): Promise<void>;
-  deregisterImage(imageId: string, options: { deleteAssociatedSnapshots: boolean }): Promise<DeregisterResult>;
+  deregisterImage(
+    imageId: string,
+    options: { deleteAssociatedSnapshots: boolean },
+  ): Promise<DeregisterResult>;
   deleteSnapshot(snapshotId: string): Promise<void>;
 }
 

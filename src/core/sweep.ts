@@ -1,6 +1,6 @@
 import type { Policy } from '../config/policy.ts';
 import { InventoryError } from '../errors.ts';
-import type { ActionOutcome } from '../model.ts';
+import type { ActionOutcome, Plan } from '../model.ts';
 import { buildFacts } from '../rules/family.ts';
 import { evaluateImage } from '../rules/index.ts';
 import { executePlan } from './executor.ts';
@@ -23,6 +23,8 @@ export interface SweepRequest {
   dryRun: boolean;
   deadline: Deadline;
   reserveMs?: number;
+  /** Asked with the finished plan before anything changes; declining leaves the account untouched. */
+  confirm?: (plan: Plan) => Promise<boolean>;
 }
 
 const DEFAULT_RESERVE_MS = 20_000;
@@ -63,25 +65,30 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   }
 
   const plan = buildPlan({ accountId, region: request.region, images, decisions, policy, now });
-  const outcomes: ActionOutcome[] =
-    request.mode === 'apply'
-      ? await executePlan(plan, ports.actions, {
-          dryRun: request.dryRun,
-          now,
-          accountId,
-          policy,
-          deadline: request.deadline,
-          reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
-          log,
-        })
-      : plan.actions.map((action) => ({ action, status: 'planned', warnings: [], snapshots: [] }));
+  const warnings: string[] = [];
+  let execute = request.mode === 'apply';
+  if (execute && plan.actions.length > 0 && request.confirm && !(await request.confirm(plan))) {
+    warnings.push('apply was not confirmed: nothing was changed');
+    execute = false;
+  }
+  const outcomes: ActionOutcome[] = execute
+    ? await executePlan(plan, ports.actions, {
+        dryRun: request.dryRun,
+        now,
+        accountId,
+        policy,
+        deadline: request.deadline,
+        reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
+        log,
+      })
+    : plan.actions.map((action) => ({ action, status: 'planned', warnings: [], snapshots: [] }));
 
   const report = buildReport(plan, outcomes, {
     mode: request.mode,
     dryRun: request.mode === 'apply' && request.dryRun,
     startedAt,
     finishedAt: new Date(),
-    warnings: [],
+    warnings,
   });
   log.info('sweep summary', {
     mode: report.mode,
@@ -103,6 +110,8 @@ async function gatherFacts(inventory: InventoryPort) {
     return { accountId, images, references };
   } catch (error) {
     if (error instanceof InventoryError) throw error;
-    throw new InventoryError(`could not gather the account's facts: ${(error as Error).message}`, { cause: error });
+    throw new InventoryError(`could not gather the account's facts: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }

@@ -9,6 +9,11 @@ export const backupManaged: Rule = {
   evaluate(image) {
     const tag = Object.keys(image.tags).find((key) => key.startsWith(BACKUP_TAG_PREFIX));
     if (!tag) return [];
-    return [{ kind: 'keep', reason: `managed by AWS Backup (tag ${tag}); its retention is AWS Backup's to enforce` }];
+    return [
+      {
+        kind: 'keep',
+        reason: `managed by AWS Backup (tag ${tag}); its retention is AWS Backup's to enforce`,
+      },
+    ];
   },
 };

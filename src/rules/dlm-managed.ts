@@ -9,6 +9,8 @@ export const dlmManaged: Rule = {
   evaluate(image) {
     const tag = Object.keys(image.tags).find((key) => key.startsWith(DLM_TAG_PREFIX));
     if (!tag) return [];
-    return [{ kind: 'keep', reason: `managed by Data Lifecycle Manager (tag ${tag}); its policy owns retention` }];
+    return [
+      { kind: 'keep', reason: `managed by Data Lifecycle Manager (tag ${tag}); its policy owns retention` },
+    ];
   },
 };

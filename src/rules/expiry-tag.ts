@@ -17,7 +17,7 @@ export const expiryTagSchema = {
 
 export const expiryTag: Rule = {
   id: 'expiry-tag',
-  stage: 'eligibility',
+  stage: 'explicit',
   schema: expiryTagSchema,
   evaluate(image, _facts, policy, now) {
     const { key } = policy.expiryTag;
@@ -25,7 +25,13 @@ export const expiryTag: Rule = {
     if (value === undefined) return [];
     const expiresAt = parseExpiry(value);
     if (!expiresAt) {
-      return [{ kind: 'flag', severity: 'low', reason: `tag ${key}=${value} is not a date (expected YYYY-MM-DD); ignored` }];
+      return [
+        {
+          kind: 'flag',
+          severity: 'low',
+          reason: `tag ${key}=${value} is not a date (expected YYYY-MM-DD); ignored`,
+        },
+      ];
     }
     if (expiresAt.getTime() > now.getTime()) {
       return [{ kind: 'keep', reason: `expiry tag ${key} is ${isoDay(expiresAt)}, not yet reached` }];

@@ -10,7 +10,8 @@ export function familyFromName(name: string): string {
   let family = name.trim();
   for (;;) {
     const stripped = family.replace(VERSION_SUFFIX, '');
-    if (stripped === family || stripped.length === 0) return family;
+    // A name that is nothing but a version (`2026-01-15`) is its own family, not family `2026`.
+    if (stripped === family || !/[a-z]/i.test(stripped)) return family;
     family = stripped;
   }
 }

@@ -36,13 +36,14 @@ export type RuleId = keyof typeof rules;
 const ordered: readonly Rule[] = Object.values(rules);
 
 /**
- * Runs every rule and settles one verdict: the first guard keep wins, then the first retain keep,
- * then the first eligibility expire. Every rule runs regardless, so findings are never hidden by
- * an early keep.
+ * Runs every rule and settles one verdict: the first guard keep wins, then an explicit expire
+ * (expiry tag), then the first retain keep, then the first eligibility expire. Every rule runs
+ * regardless, so findings are never hidden by an early keep.
  */
 export function evaluateImage(image: Image, facts: ImageFacts, policy: Policy, now: Date): Decision {
   const findings: Finding[] = [];
   let guardKeep: { rule: string; reason: string } | undefined;
+  let explicitExpire: { rule: string; reason: string } | undefined;
   let retainKeep: { rule: string; reason: string } | undefined;
   let expire: { rule: string; reason: string } | undefined;
   const notYet: string[] = [];
@@ -55,6 +56,8 @@ export function evaluateImage(image: Image, facts: ImageFacts, policy: Policy, n
         if (rule.stage === 'guard') guardKeep ??= { rule: rule.id, reason: verdict.reason };
         else if (rule.stage === 'retain') retainKeep ??= { rule: rule.id, reason: verdict.reason };
         else notYet.push(verdict.reason);
+      } else if (rule.stage === 'explicit') {
+        explicitExpire ??= { rule: rule.id, reason: verdict.reason };
       } else if (rule.stage === 'eligibility') {
         expire ??= { rule: rule.id, reason: verdict.reason };
       }
@@ -62,8 +65,14 @@ export function evaluateImage(image: Image, facts: ImageFacts, policy: Policy, n
   }
 
   const base = { imageId: image.imageId, name: image.name, findings };
-  const keep = guardKeep ?? retainKeep;
-  if (keep) return { ...base, verdict: 'keep', ...keep };
+  if (guardKeep) return { ...base, verdict: 'keep', ...guardKeep };
+  if (explicitExpire) return { ...base, verdict: 'expire', ...explicitExpire };
+  if (retainKeep) return { ...base, verdict: 'keep', ...retainKeep };
   if (expire) return { ...base, verdict: 'expire', ...expire };
-  return { ...base, verdict: 'keep', rule: 'not-eligible', reason: notYet.join('; ') || 'no rule made it eligible' };
+  return {
+    ...base,
+    verdict: 'keep',
+    rule: 'not-eligible',
+    reason: notYet.join('; ') || 'no rule made it eligible',
+  };
 }

@@ -6,6 +6,8 @@ export const notOwned: Rule = {
   schema: {},
   evaluate(image, facts) {
     if (image.ownerId === facts.accountId) return [];
-    return [{ kind: 'keep', reason: `owned by account ${image.ownerId}, not by this account (${facts.accountId})` }];
+    return [
+      { kind: 'keep', reason: `owned by account ${image.ownerId}, not by this account (${facts.accountId})` },
+    ];
   },
 };

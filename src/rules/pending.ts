@@ -8,6 +8,11 @@ export const pending: Rule = {
   schema: {},
   evaluate(image) {
     if (!UNSETTLED.has(image.state)) return [];
-    return [{ kind: 'keep', reason: `image is still ${image.state}; it may be in the middle of being created or copied` }];
+    return [
+      {
+        kind: 'keep',
+        reason: `image is still ${image.state}; it may be in the middle of being created or copied`,
+      },
+    ];
   },
 };

@@ -20,7 +20,11 @@ export const requiredTags: Rule = {
     const { keys, severity, expireAfterDays } = policy.requiredTags;
     const missing = keys.filter((key) => !image.tags[key]?.trim());
     if (missing.length === 0) return [];
-    const finding = { kind: 'flag', severity, reason: `missing required tags: ${missing.join(', ')}` } as const;
+    const finding = {
+      kind: 'flag',
+      severity,
+      reason: `missing required tags: ${missing.join(', ')}`,
+    } as const;
     if (expireAfterDays === null) return [finding];
     const ageDays = daysBetween(image.creationDate, now);
     if (ageDays <= expireAfterDays) return [finding];

@@ -4,11 +4,12 @@ import type { Image, ImageFacts, Verdict } from '../model.ts';
 
 /**
  * `guard`: a keep here overrides everything (in use, protected, exempt, ...).
- * `retain`: a keep here overrides eligibility (keep-latest).
+ * `explicit`: an expire here is a person's stated intent for this one image and beats `retain`.
+ * `retain`: a keep here overrides age-style eligibility (keep-latest).
  * `eligibility`: an expire here makes the image a removal candidate; a keep is only an explanation.
  * Any stage may add `flag` verdicts, which become findings whatever the outcome.
  */
-export type Stage = 'guard' | 'retain' | 'eligibility';
+export type Stage = 'guard' | 'explicit' | 'retain' | 'eligibility';
 
 export interface Rule {
   readonly id: string;
@@ -27,4 +28,3 @@ export function daysBetween(earlier: Date, later: Date): number {
 export function isoDay(date: Date): string {
   return date.toISOString().slice(0, 10);
 }
-

@@ -1,0 +1,225 @@
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { defaultPolicy, loadPolicyFile, type Policy, parsePolicy } from '../config/policy.ts';
+import type { ImageActionsPort, InventoryPort } from '../core/ports.ts';
+import { unboundedDeadline } from '../core/ports.ts';
+import type { RunReport } from '../core/report.ts';
+import { runSweep } from '../core/sweep.ts';
+import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../demo/demo-account.ts';
+import { MemoryAccount } from '../demo/memory-account.ts';
+import { InventoryError, PolicyError, UsageError } from '../errors.ts';
+import { logger } from '../logger.ts';
+import type { Plan } from '../model.ts';
+import { renderReport } from './render.ts';
+
+/** Exit codes scripts can rely on. 2 is kept for `audit`'s "critical finding" gate. */
+export const EXIT = {
+  ok: 0,
+  actionsFailed: 1,
+  factsUnavailable: 3,
+  usage: 64,
+  policy: 78,
+} as const;
+
+const USAGE = `Usage: ami-janitor <command> [options]
+
+Commands:
+  plan     Show what a sweep would do. Read-only. (default)
+  apply    Carry out the plan: mark, deregister, unmark. Asks first on a terminal.
+
+Options:
+  --region <name>     AWS Region (default: AWS_REGION or the SDK's configuration)
+  --config <file>     Policy file, YAML or JSON (default: built-in defaults)
+  --as-of <date>      Evaluate as if it were this date (YYYY-MM-DD or ISO time): a forecast
+  --demo              Use the built-in demo account; no AWS needed
+  --json              Print the run report as JSON instead of a table
+  --yes               apply without asking
+  --verbose           Structured decision logs on stderr
+  -h, --help          This help
+
+Exit codes: 0 ok, 1 some actions failed or were not reached, 3 AWS facts could not be gathered,
+64 usage error, 78 invalid policy.`;
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { columns?: number; isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+}
+
+const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+};
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCli(argv);
+  } catch (error) {
+    io.stderr.write(`ami-janitor: ${(error as Error).message}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (options.help) {
+    io.stdout.write(`${USAGE}\n`);
+    return EXIT.ok;
+  }
+  // Decisions go to the table or JSON on stdout; structured logs only when asked for.
+  logger.setLogLevel(options.verbose ? 'DEBUG' : 'SILENT');
+
+  let policy: Policy;
+  try {
+    policy = options.config
+      ? loadPolicyFile(options.config)
+      : options.demo
+        ? parsePolicy(demoPolicyDocument)
+        : defaultPolicy();
+  } catch (error) {
+    if (error instanceof PolicyError) {
+      io.stderr.write(`ami-janitor: ${error.message}\n`);
+      return EXIT.policy;
+    }
+    throw error;
+  }
+
+  if (options.command === 'apply' && !options.yes && !io.stdin.isTTY) {
+    io.stderr.write('ami-janitor: apply changes the account; pass --yes when not running on a terminal\n');
+    return EXIT.usage;
+  }
+
+  const region =
+    options.region ?? io.env.AWS_REGION ?? io.env.AWS_DEFAULT_REGION ?? (options.demo ? 'eu-west-1' : '');
+  if (!region) {
+    io.stderr.write('ami-janitor: no Region: pass --region or set AWS_REGION\n');
+    return EXIT.usage;
+  }
+
+  const now = options.asOf ?? new Date();
+  const ports = options.demo ? demoPorts(now) : await awsPorts(region, policy);
+  const progress = (message: string) => {
+    if (!options.json) io.stderr.write(`${message}\n`);
+  };
+
+  let report: RunReport;
+  try {
+    progress(
+      options.demo
+        ? `Using the built-in demo account ${DEMO_ACCOUNT_ID}.`
+        : `Gathering facts in ${region}...`,
+    );
+    report = await runSweep(
+      { ...ports, log: logger },
+      {
+        policy,
+        region,
+        now,
+        mode: options.command,
+        // The policy's dryRun is the Lambda's switch; on the CLI, `apply` and its confirmation are.
+        dryRun: false,
+        deadline: unboundedDeadline,
+        confirm: options.yes ? undefined : (plan) => confirm(plan, io),
+      },
+    );
+  } catch (error) {
+    if (error instanceof InventoryError) {
+      io.stderr.write(`ami-janitor: ${error.message}\nNothing was changed.\n`);
+      return EXIT.factsUnavailable;
+    }
+    throw error;
+  }
+
+  io.stdout.write(
+    options.json
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : `${renderReport(report, io.stdout.isTTY ? io.stdout.columns : undefined)}\n`,
+  );
+  return report.totals.failed > 0 || report.totals.snapshotsFailed > 0 || !report.complete
+    ? EXIT.actionsFailed
+    : EXIT.ok;
+}
+
+interface CliOptions {
+  command: 'plan' | 'apply';
+  region?: string;
+  config?: string;
+  asOf?: Date;
+  demo: boolean;
+  json: boolean;
+  yes: boolean;
+  verbose: boolean;
+  help: boolean;
+}
+
+export function parseCli(argv: string[]): CliOptions {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      region: { type: 'string' },
+      config: { type: 'string' },
+      'as-of': { type: 'string' },
+      demo: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      yes: { type: 'boolean', short: 'y', default: false },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command = 'plan', ...extra] = positionals;
+  if (command !== 'plan' && command !== 'apply') throw new UsageError(`unknown command '${command}'`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  return {
+    command,
+    ...(values.region === undefined ? {} : { region: values.region }),
+    ...(values.config === undefined ? {} : { config: values.config }),
+    ...(values['as-of'] === undefined ? {} : { asOf: parseAsOf(values['as-of']) }),
+    demo: values.demo,
+    json: values.json,
+    yes: values.yes,
+    verbose: values.verbose,
+    help: values.help,
+  };
+}
+
+function parseAsOf(value: string): Date {
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
+  if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    throw new UsageError(`--as-of '${value}' is not a date (use YYYY-MM-DD or an ISO time)`);
+  }
+  return date;
+}
+
+function demoPorts(now: Date): { inventory: InventoryPort; actions: ImageActionsPort } {
+  const account = new MemoryAccount(demoAccount(now));
+  return { inventory: account, actions: account };
+}
+
+async function awsPorts(
+  region: string,
+  policy: Policy,
+): Promise<{ inventory: InventoryPort; actions: ImageActionsPort }> {
+  // The SDK clients read the Region when the adapter module is first loaded, so set it before.
+  process.env.AWS_REGION = region;
+  const { createInventory, createImageActions } = await import('../adapters/ec2.ts');
+  return {
+    inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions }),
+    actions: createImageActions({}),
+  };
+}
+
+async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
+  const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
+  const prompt =
+    `About to change account ${plan.accountId} in ${plan.region}: mark ${count('mark')}, ` +
+    `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `;
+  const readline = createInterface({ input: io.stdin, output: io.stderr });
+  try {
+    const answer = await readline.question(prompt);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    readline.close();
+  }
+}

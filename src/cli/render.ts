@@ -1,0 +1,115 @@
+import type { RunReport } from '../core/report.ts';
+import type { ActionOutcome } from '../model.ts';
+
+/** Renders a run report as the readable table the CLI prints. */
+export function renderReport(report: RunReport, width: number | undefined): string {
+  const actionsById = new Map<string, ActionOutcome>();
+  for (const outcome of report.actions) actionsById.set(outcome.action.imageId, outcome);
+  const scheduledById = new Map(report.scheduled.map((entry) => [entry.imageId, entry]));
+  const deferredById = new Map(report.deferred.map((entry) => [entry.imageId, entry]));
+
+  const rows = report.decisions.map((decision) => {
+    const outcome = actionsById.get(decision.imageId);
+    const scheduled = scheduledById.get(decision.imageId);
+    const deferred = deferredById.get(decision.imageId);
+    let action = '-';
+    if (outcome) action = describeAction(outcome, report.mode);
+    else if (scheduled) action = `scheduled ${scheduled.removeAfter.slice(0, 10)}`;
+    else if (deferred) action = 'deferred (cap)';
+    const notes = outcome
+      ? [...outcome.warnings, ...(outcome.status === 'failed' ? [outcome.detail ?? ''] : [])]
+      : [];
+    const reason = [decision.reason, ...notes].filter(Boolean).join(' | ');
+    return [decision.imageId, decision.name, decision.verdict, action, decision.rule, reason];
+  });
+
+  const headers = ['IMAGE', 'NAME', 'VERDICT', 'ACTION', 'RULE', 'REASON'];
+  const lines = [
+    `${title(report)}`,
+    '',
+    ...table(headers, sortRows(rows), width),
+    '',
+    ...section(
+      'Findings',
+      report.findings.map((f) => `${f.severity.toUpperCase().padEnd(8)} ${f.imageId} ${f.name}: ${f.reason}`),
+    ),
+    ...section(
+      'Snapshots',
+      report.actions.flatMap((o) =>
+        o.snapshots.map(
+          (s) => `${s.snapshotId} (${o.action.imageId}): ${s.status}${s.detail ? ` - ${s.detail}` : ''}`,
+        ),
+      ),
+    ),
+    ...section('Warnings', report.warnings),
+    summary(report),
+  ];
+  return lines.join('\n');
+}
+
+export function summary(report: RunReport): string {
+  const t = report.totals;
+  const head = `${t.images} images, ${t.eligible} eligible, ${t.kept} kept, ${t.findings} findings`;
+  if (report.mode === 'plan') {
+    const count = (kind: string) => report.actions.filter((o) => o.action.kind === kind).length;
+    const snapshots = report.actions.reduce((sum, o) => sum + (o.action.snapshotIds?.length ?? 0), 0);
+    return (
+      `Plan: ${head}; would mark ${count('mark')}, deregister ${count('deregister')} (${snapshots} snapshots), ` +
+      `unmark ${count('unmark')}; ${t.scheduled} scheduled, ${t.deferred} deferred by the cap.`
+    );
+  }
+  const prefix = report.dryRun ? 'Dry run (nothing changed)' : 'Applied';
+  return (
+    `${prefix}: ${head}; ${t.marked} marked, ${t.deregistered} deregistered, ${t.snapshotsDeleted} snapshots deleted, ` +
+    `${t.unmarked} unmarked, ${t.alreadyGone} already gone, ${t.skipped} skipped, ${t.failed} failed, ` +
+    `${t.snapshotsFailed} snapshot failures, ${t.notReached} not reached; ${t.scheduled} scheduled, ${t.deferred} deferred.`
+  );
+}
+
+function title(report: RunReport): string {
+  const mode = report.mode === 'plan' ? 'Plan (read-only)' : report.dryRun ? 'Apply (dry run)' : 'Apply';
+  return `${mode} for account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`;
+}
+
+function describeAction(outcome: ActionOutcome, mode: RunReport['mode']): string {
+  const { action } = outcome;
+  let text: string = action.kind;
+  if (action.kind === 'mark' && action.removeAfter) text = `mark (remove ${action.removeAfter.slice(0, 10)})`;
+  if (action.kind === 'deregister' && action.snapshotIds?.length) {
+    text = `deregister +${action.snapshotIds.length} snap`;
+  }
+  return mode === 'plan' ? text : `${text}: ${outcome.status}`;
+}
+
+const VERDICT_ORDER: Record<string, number> = { expire: 0, keep: 1 };
+
+function sortRows(rows: string[][]): string[][] {
+  return [...rows].sort(
+    (a, b) =>
+      (VERDICT_ORDER[a[2] ?? ''] ?? 2) - (VERDICT_ORDER[b[2] ?? ''] ?? 2) ||
+      (a[1] ?? '').localeCompare(b[1] ?? ''),
+  );
+}
+
+function section(heading: string, entries: string[]): string[] {
+  if (entries.length === 0) return [];
+  return [`${heading}:`, ...entries.map((entry) => `  ${entry}`), ''];
+}
+
+/** Pads columns to their widest cell; only the last column is cut, and only to fit a terminal. */
+function table(headers: string[], rows: string[][], width: number | undefined): string[] {
+  const all = [headers, ...rows];
+  const widths = headers.map((_, column) =>
+    Math.min(column === 1 ? 34 : 40, Math.max(...all.map((row) => (row[column] ?? '').length))),
+  );
+  return all.map((row) => {
+    const cells = row.map((cell, column) => {
+      const limit = widths[column] ?? 0;
+      if (column === row.length - 1) return cell;
+      const text = cell.length > limit ? `${cell.slice(0, limit - 1)}~` : cell;
+      return text.padEnd(limit);
+    });
+    const line = cells.join('  ');
+    return width && line.length > width ? `${line.slice(0, width - 1)}~` : line;
+  });
+}

@@ -1,0 +1,30 @@
+import { isAbsolute, join } from 'node:path';
+import { PolicyError } from '../errors.ts';
+
+export interface SweepEnvironment {
+  policyFile: string;
+  /** The deployment's dry-run switch; the run is live only when this and the policy both say so. */
+  dryRun: boolean;
+  region: string;
+}
+
+/** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
+export function readSweepEnvironment(env: NodeJS.ProcessEnv = process.env): SweepEnvironment {
+  const file = env.AMI_JANITOR_POLICY_FILE ?? 'policy.yml';
+  const root = env.LAMBDA_TASK_ROOT ?? process.cwd();
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!region) throw new PolicyError(['AWS_REGION is not set']);
+  return {
+    policyFile: isAbsolute(file) ? file : join(root, file),
+    dryRun: parseBoolean('AMI_JANITOR_DRY_RUN', env.AMI_JANITOR_DRY_RUN, true),
+    region,
+  };
+}
+
+function parseBoolean(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === '') return fallback;
+  const normalised = value.trim().toLowerCase();
+  if (normalised === 'true') return true;
+  if (normalised === 'false') return false;
+  throw new PolicyError([`${name} must be 'true' or 'false', not '${value}'`]);
+}
