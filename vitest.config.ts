@@ -2,6 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // The count reporter says how many moto-backed tests actually ran (0 when moto is missing locally).
+    reporters: ['default', './test/integration/count-reporter.ts'],
     projects: [
       {
         test: {

@@ -96,8 +96,10 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     return EXIT.usage;
   }
 
-  const now = options.asOf ?? new Date();
-  const ports = options.demo ? demoPorts(now) : await awsPorts(region, policy);
+  const today = new Date();
+  const now = options.asOf ?? today;
+  // The demo account is dated from today, so that --as-of forecasts it like a real one.
+  const ports = options.demo ? demoPorts(today) : await awsPorts(region, policy);
   const progress = (message: string) => {
     if (!options.json) io.stderr.write(`${message}\n`);
   };
@@ -201,19 +203,24 @@ async function awsPorts(
   region: string,
   policy: Policy,
 ): Promise<{ inventory: InventoryPort; actions: ImageActionsPort }> {
-  // The SDK clients read the Region when the adapter module is first loaded, so set it before.
-  process.env.AWS_REGION = region;
-  const { createInventory, createImageActions } = await import('../adapters/ec2.ts');
+  // Loaded on demand so `--demo` never pays for the SDK.
+  const [{ createAwsClients }, { createInventory, createImageActions }] = await Promise.all([
+    import('../adapters/clients.ts'),
+    import('../adapters/ec2.ts'),
+  ]);
+  const clients = createAwsClients({ region });
   return {
-    inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions }),
-    actions: createImageActions({}),
+    inventory: createInventory({ ...clients, launchTemplateVersions: policy.inUse.launchTemplateVersions }),
+    actions: createImageActions(clients),
   };
 }
 
 async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
   const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
+  const forecast =
+    Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000 ? ` as if it were ${plan.asOf.slice(0, 10)}` : '';
   const prompt =
-    `About to change account ${plan.accountId} in ${plan.region}: mark ${count('mark')}, ` +
+    `About to change account ${plan.accountId} in ${plan.region}${forecast}: mark ${count('mark')}, ` +
     `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `;
   const readline = createInterface({ input: io.stdin, output: io.stderr });
   try {

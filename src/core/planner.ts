@@ -71,7 +71,7 @@ export function buildPlan(input: PlanInput): Plan {
     const exclusive = policy.deleteSnapshots
       ? image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1)
       : [];
-    const shared = image.snapshotIds.filter((id) => !exclusive.includes(id));
+    const shared = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
     removable.push({
       image,
       action: {

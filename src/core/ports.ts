@@ -52,8 +52,11 @@ export const unboundedDeadline: Deadline = { remainingMs: () => Number.POSITIVE_
 
 /** The subset of the Powertools Logger the core uses, so tests can pass a recorder. */
 export interface Log {
-  debug(message: string, ...extra: object[]): void;
-  info(message: string, ...extra: object[]): void;
-  warn(message: string, ...extra: object[]): void;
-  error(message: string, ...extra: object[]): void;
+  debug(message: string, ...extra: LogExtra): void;
+  info(message: string, ...extra: LogExtra): void;
+  warn(message: string, ...extra: LogExtra): void;
+  error(message: string, ...extra: LogExtra): void;
 }
+
+/** The same shapes the Powertools Logger accepts: one error, or any number of attribute objects. */
+export type LogExtra = [Error | string] | { [key: string]: unknown }[];

@@ -17,17 +17,25 @@ const scheduledEvent = z.looseObject({
   time: z.iso.datetime(),
 });
 
-/** A hand-made invocation (`serverless invoke -f sweep -d '{"mode":"plan"}'`). */
-const manualEvent = z.strictObject({
-  mode: z.enum(['plan', 'apply']).optional(),
-  asOf: z.iso.datetime().optional(),
-});
+/**
+ * A hand-made invocation (`serverless invoke -f sweep -d '{"mode":"plan"}'`). A forecast date is
+ * for plans only: an unattended apply on a future clock would cut grace periods short.
+ */
+const manualEvent = z
+  .strictObject({
+    mode: z.enum(['plan', 'apply']).optional(),
+    asOf: z.iso.datetime().optional(),
+  })
+  .refine((event) => event.asOf === undefined || event.mode === 'plan', {
+    message: 'asOf is only allowed with mode "plan"',
+    path: ['asOf'],
+  });
 
 const sweepEvent = z.union([scheduledEvent, manualEvent]);
 
 export interface SweepDependencies {
-  inventory: InventoryPort;
-  actions: ImageActionsPort;
+  /** Adapters for one invocation; the signal aborts AWS calls still in flight near the timeout. */
+  ports: (signal: AbortSignal | undefined) => { inventory: InventoryPort; actions: ImageActionsPort };
   policy: Policy;
   region: string;
   dryRun: boolean;
@@ -38,7 +46,11 @@ export interface SweepDependencies {
 export type SweepResult = RunReport | { status: 'rejected'; reason: string };
 
 export function makeSweepHandler(deps: SweepDependencies) {
-  return async (event: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<SweepResult> => {
+  return async (
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+    options?: { signal?: AbortSignal },
+  ): Promise<SweepResult> => {
     const parsed = sweepEvent.safeParse(event);
     if (!parsed.success) {
       // A malformed event will never become valid on retry, so it is dropped, not thrown.
@@ -49,7 +61,7 @@ export function makeSweepHandler(deps: SweepDependencies) {
     const input = parsed.data;
     const at = 'time' in input ? input.time : input.asOf;
     const report = await runSweep(
-      { inventory: deps.inventory, actions: deps.actions, log: deps.log },
+      { ...deps.ports(options?.signal), log: deps.log },
       {
         policy: deps.policy,
         region: deps.region,
@@ -68,8 +80,10 @@ function defaultDependencies(): SweepDependencies {
   const env = readSweepEnvironment();
   const policy = loadPolicyFile(env.policyFile);
   return {
-    inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions }),
-    actions: createImageActions({}),
+    ports: (signal) => ({
+      inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions, signal }),
+      actions: createImageActions({ signal }),
+    }),
     policy,
     region: env.region,
     dryRun: env.dryRun,
@@ -78,4 +92,10 @@ function defaultDependencies(): SweepDependencies {
   };
 }
 
-export const handler = middy(makeSweepHandler(defaultDependencies())).use(injectLambdaContext(logger));
+/**
+ * The executor stops starting actions 20 s before the timeout; middy's early timeout, 10 s before,
+ * aborts whatever call is still in flight so the invocation ends with a log rather than a kill.
+ */
+export const handler = middy(makeSweepHandler(defaultDependencies()), { timeoutEarlyInMillis: 10_000 }).use(
+  injectLambdaContext(logger),
+);

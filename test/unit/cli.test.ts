@@ -1,0 +1,220 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT, main } from '../../src/cli/main.ts';
+import type { RunReport } from '../../src/core/report.ts';
+import { demoAccount } from '../../src/demo/demo-account.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const scratch = mkdtempSync(join(tmpdir(), 'ami-janitor-cli-'));
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in-process with captured streams and a non-interactive stdin. */
+async function run(...argv: string[]): Promise<Run> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const stdin = Object.assign(new PassThrough(), { isTTY: false });
+  const out: string[] = [];
+  const err: string[] = [];
+  stdout.setEncoding('utf8').on('data', (chunk: string) => out.push(chunk));
+  stderr.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk));
+  const code = await main(argv, { stdout, stderr, stdin, env: {} });
+  // Let the streams flush what main wrote before it returned.
+  await new Promise((done) => setImmediate(done));
+  return { code, stdout: out.join(''), stderr: err.join('') };
+}
+
+function policyFile(name: string, text: string): string {
+  const path = join(scratch, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function imageRows(stdout: string): string[] {
+  return stdout.split('\n').filter((line) => /^ami-[0-9a-f]+\s/.test(line));
+}
+
+function lastLine(text: string): string {
+  return text.trimEnd().split('\n').at(-1) ?? '';
+}
+
+describe('ami-janitor CLI', () => {
+  it('plan --demo prints one row per demo image and the plan summary', async () => {
+    // Prepare
+    const images = demoAccount(new Date()).images.length;
+
+    // Act
+    const result = await run('plan', '--demo');
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    expect(imageRows(result.stdout)).toHaveLength(images);
+    expect(lastLine(result.stdout)).toMatch(new RegExp(`^Plan: ${images} images, \\d+ eligible, \\d+ kept`));
+    expect(result.stderr).toContain('built-in demo account');
+  });
+
+  it('plan is the default command', async () => {
+    // Act
+    const result = await run('--demo');
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    expect(lastLine(result.stdout)).toMatch(/^Plan: /);
+  });
+
+  it('--json emits a parseable run report with totals', async () => {
+    // Prepare
+    const images = demoAccount(new Date()).images.length;
+
+    // Act
+    const result = await run('plan', '--demo', '--json');
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    const report = JSON.parse(result.stdout) as RunReport;
+    expect(report.mode).toBe('plan');
+    expect(report.totals.images).toBe(images);
+    expect(report.totals.kept + report.totals.eligible).toBe(images);
+    expect(report.decisions).toHaveLength(images);
+    expect(report.actions.every((outcome) => outcome.status === 'planned')).toBe(true);
+    expect(result.stderr).toBe('');
+  });
+
+  it('--as-of forecasts the same account at a later date, so verdicts change', async () => {
+    // Act
+    const today = JSON.parse((await run('plan', '--demo', '--json')).stdout) as RunReport;
+    const forecast = JSON.parse(
+      (await run('plan', '--demo', '--json', '--as-of', '2030-01-01')).stdout,
+    ) as RunReport;
+
+    // Assess
+    expect(forecast.asOf).toBe('2030-01-01T00:00:00.000Z');
+    const verdictsToday = new Map(today.decisions.map((entry) => [entry.imageId, entry.verdict]));
+    const changed = forecast.decisions.filter((entry) => verdictsToday.get(entry.imageId) !== entry.verdict);
+    expect(changed.length).toBeGreaterThan(0);
+    expect(forecast.totals.eligible).toBeGreaterThan(today.totals.eligible);
+  });
+
+  it('rejects an --as-of that is not a date', async () => {
+    // Act
+    const result = await run('plan', '--demo', '--as-of', 'next week');
+
+    // Assess
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain("--as-of 'next week' is not a date");
+  });
+
+  it('apply --as-of acts on the given clock, as an operator ageing a test account would', async () => {
+    // Act
+    const result = await run('apply', '--demo', '--yes', '--json', '--as-of', '2030-01-01');
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    const report = JSON.parse(result.stdout) as RunReport;
+    expect(report.asOf).toBe('2030-01-01T00:00:00.000Z');
+    expect(report.totals.marked).toBeGreaterThan(0);
+  });
+
+  it('apply without --yes on a non-terminal stdin exits 64 and changes nothing', async () => {
+    // Act
+    const result = await run('apply', '--demo');
+
+    // Assess
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain('pass --yes');
+    expect(result.stdout).toBe('');
+  });
+
+  it('apply --demo --yes applies and exits 0', async () => {
+    // Act
+    const result = await run('apply', '--demo', '--yes');
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    expect(lastLine(result.stdout)).toMatch(
+      /^Applied: .* [1-9]\d* marked, [1-9]\d* deregistered, .* 0 failed, /,
+    );
+  });
+
+  it.each([
+    { argv: ['plan', '--demo', '--frobnicate'], message: '--frobnicate' },
+    { argv: ['destroy', '--demo'], message: "unknown command 'destroy'" },
+    { argv: ['plan', 'extra', '--demo'], message: "unexpected argument 'extra'" },
+  ])('exits 64 with usage on $argv', async ({ argv, message }) => {
+    // Act
+    const result = await run(...argv);
+
+    // Assess
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain(message);
+    expect(result.stderr).toContain('Usage: ami-janitor');
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 78 on a policy file with an unknown key, naming the path and the valid keys', async () => {
+    // Prepare
+    const config = policyFile('typo.yml', 'keepLatest:\n  cnt: 3\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('keepLatest.cnt');
+    expect(result.stderr).toContain('count, familyTags');
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 78 on a policy file with an ill-typed key, naming its path', async () => {
+    // Prepare
+    const config = policyFile('ill-typed.yml', 'maxAgeDays: "ninety"\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/maxAgeDays: .*number/);
+  });
+
+  it('exits 78 on a policy file that does not exist', async () => {
+    // Act
+    const result = await run('plan', '--demo', '--config', join(scratch, 'missing.yml'));
+
+    // Assess
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('cannot read policy file');
+  });
+
+  it('the real binary runs plan --demo and exits 0', async () => {
+    // Act
+    const child = spawn(process.execPath, ['bin/ami-janitor.js', 'plan', '--demo'], {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    const [code] = (await once(child, 'close')) as [number | null];
+
+    // Assess
+    expect(code).toBe(0);
+    expect(lastLine(stdout)).toMatch(/^Plan: \d+ images, /);
+    expect(imageRows(stdout).length).toBeGreaterThan(0);
+  }, 30_000);
+});

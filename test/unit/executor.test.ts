@@ -1,0 +1,625 @@
+import { describe, expect, it, vi } from 'vitest';
+import { defaultPolicy, MARKED_AT_TAG } from '../../src/config/policy.ts';
+import { type ExecuteOptions, executePlan } from '../../src/core/executor.ts';
+import { type Deadline, unboundedDeadline } from '../../src/core/ports.ts';
+import { buildReport } from '../../src/core/report.ts';
+import { MemoryAccount } from '../../src/demo/memory-account.ts';
+import type { ActionOutcome, Image } from '../../src/model.ts';
+import {
+  ACCOUNT_ID,
+  action,
+  daysAfter,
+  daysBefore,
+  image,
+  type LogEntry,
+  NOW,
+  plan,
+  recordingLog,
+} from './factories.ts';
+
+function accountWith(...images: Image[]): MemoryAccount {
+  return new MemoryAccount({ accountId: ACCOUNT_ID, images: structuredClone(images) });
+}
+
+function options(overrides: Partial<ExecuteOptions> = {}): ExecuteOptions {
+  return {
+    dryRun: false,
+    now: NOW,
+    accountId: ACCOUNT_ID,
+    policy: defaultPolicy(),
+    deadline: unboundedDeadline,
+    reserveMs: 20_000,
+    log: recordingLog(),
+    ...overrides,
+  };
+}
+
+function only(outcomes: readonly ActionOutcome[]): ActionOutcome {
+  expect(outcomes).toHaveLength(1);
+  const [first] = outcomes;
+  if (!first) throw new Error('expected exactly one outcome');
+  return first;
+}
+
+/** Replaces an image in the account, as if someone changed it between planning and acting. */
+function changeImage(account: MemoryAccount, imageId: string, change: (current: Image) => Image): void {
+  const current = account.images.get(imageId);
+  if (!current) throw new Error(`${imageId} is not in the account`);
+  account.images.set(imageId, change(structuredClone(current)));
+}
+
+/** An image marked long enough ago that the planner would deregister it. */
+function dueImage(overrides: Partial<Image> = {}): Image {
+  return image({ tags: { [MARKED_AT_TAG]: daysBefore(NOW, 10).toISOString() }, ...overrides });
+}
+
+function deregisterOf(subject: Image, shared: string[] = []) {
+  return action('deregister', subject, {
+    snapshotIds: subject.snapshotIds.filter((id) => !shared.includes(id)),
+    sharedSnapshotIds: shared,
+  });
+}
+
+describe('executePlan: dry run', () => {
+  it('makes no mutating call and reports every action as dry-run', async () => {
+    // Prepare
+    const toMark = image();
+    const toRemove = dueImage({ snapshotIds: ['snap-r1', 'snap-r2'] });
+    const toUnmark = image({
+      tags: { [MARKED_AT_TAG]: NOW.toISOString() },
+      deprecationTime: daysAfter(NOW, 7),
+    });
+    const account = accountWith(toMark, toRemove, toUnmark);
+    const describe = vi.spyOn(account, 'describeImages');
+    const work = plan([
+      action('mark', toMark, { removeAfter: daysAfter(NOW, 7).toISOString(), touchDeprecation: true }),
+      deregisterOf(toRemove),
+      action('unmark', toUnmark, { touchDeprecation: true }),
+    ]);
+
+    // Act
+    const outcomes = await executePlan(work, account, options({ dryRun: true }));
+
+    // Assess
+    expect(account.calls).toEqual([]);
+    expect(describe).not.toHaveBeenCalled();
+    expect(outcomes.map((entry) => entry.status)).toEqual(['dry-run', 'dry-run', 'dry-run']);
+    const removal = outcomes.find((entry) => entry.action.kind === 'deregister');
+    expect(removal?.snapshots).toEqual([
+      { snapshotId: 'snap-r1', status: 'dry-run' },
+      { snapshotId: 'snap-r2', status: 'dry-run' },
+    ]);
+    expect(account.images.get(toMark.imageId)?.tags).toEqual({});
+    expect(account.images.has(toRemove.imageId)).toBe(true);
+  });
+});
+
+describe('executePlan: mark', () => {
+  it('tags ami-janitor:marked-at with the run clock and deprecates at removeAfter', async () => {
+    // Prepare
+    const subject = image({ tags: { Owner: 'team-a' } });
+    const account = accountWith(subject);
+    const removeAfter = daysAfter(NOW, 7).toISOString();
+
+    // Act
+    const outcomes = await executePlan(
+      plan([action('mark', subject, { removeAfter, touchDeprecation: true })]),
+      account,
+      options(),
+    );
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.warnings).toEqual([]);
+    expect(account.calls).toEqual([`tagImage ${subject.imageId}`, `enableDeprecation ${subject.imageId}`]);
+    const after = account.images.get(subject.imageId);
+    expect(after?.tags).toEqual({ Owner: 'team-a', [MARKED_AT_TAG]: NOW.toISOString() });
+    expect(after?.deprecationTime?.toISOString()).toBe(removeAfter);
+  });
+
+  it('leaves a deprecation that is not ours untouched', async () => {
+    // Prepare
+    const theirs = daysAfter(NOW, 90);
+    const subject = image({ deprecationTime: theirs });
+    const account = accountWith(subject);
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        action('mark', subject, { removeAfter: daysAfter(NOW, 7).toISOString(), touchDeprecation: false }),
+      ]),
+      account,
+      options(),
+    );
+
+    // Assess
+    expect(only(outcomes).status).toBe('done');
+    expect(account.calls).toEqual([`tagImage ${subject.imageId}`]);
+    expect(account.images.get(subject.imageId)?.deprecationTime?.toISOString()).toBe(theirs.toISOString());
+  });
+
+  it('counts the mark as done with a warning when the deprecation fails', async () => {
+    // Prepare
+    const subject = image();
+    const account = accountWith(subject);
+    account.failNext('enableDeprecation', subject.imageId, 'UnauthorizedOperation');
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        action('mark', subject, { removeAfter: daysAfter(NOW, 7).toISOString(), touchDeprecation: true }),
+      ]),
+      account,
+      options(),
+    );
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.warnings).toHaveLength(1);
+    expect(result.warnings[0]).toContain('deprecation not set (UnauthorizedOperation)');
+    expect(account.images.get(subject.imageId)?.tags[MARKED_AT_TAG]).toBe(NOW.toISOString());
+    expect(account.images.get(subject.imageId)?.deprecationTime).toBeUndefined();
+  });
+
+  it('fails the mark, and does not deprecate, when the tag cannot be written', async () => {
+    // Prepare
+    const subject = image();
+    const account = accountWith(subject);
+    account.failNext('tagImage', subject.imageId, 'UnauthorizedOperation');
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        action('mark', subject, { removeAfter: daysAfter(NOW, 7).toISOString(), touchDeprecation: true }),
+      ]),
+      account,
+      options(),
+    );
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('failed');
+    expect(result.errorCode).toBe('UnauthorizedOperation');
+    expect(account.calls).toEqual([`tagImage ${subject.imageId}`]);
+    expect(account.images.get(subject.imageId)?.deprecationTime).toBeUndefined();
+  });
+});
+
+describe('executePlan: unmark', () => {
+  it('cancels the deprecation first, then removes the tag', async () => {
+    // Prepare
+    const subject = image({
+      tags: { Owner: 'team-a', [MARKED_AT_TAG]: daysBefore(NOW, 2).toISOString() },
+      deprecationTime: daysAfter(NOW, 5),
+    });
+    const account = accountWith(subject);
+
+    // Act
+    const outcomes = await executePlan(
+      plan([action('unmark', subject, { touchDeprecation: true })]),
+      account,
+      options(),
+    );
+
+    // Assess
+    expect(only(outcomes)).toMatchObject({ status: 'done', detail: 'removal cancelled', warnings: [] });
+    expect(account.calls).toEqual([`disableDeprecation ${subject.imageId}`, `untagImage ${subject.imageId}`]);
+    const after = account.images.get(subject.imageId);
+    expect(after?.tags).toEqual({ Owner: 'team-a' });
+    expect(after?.deprecationTime).toBeUndefined();
+  });
+
+  it('only removes the tag when the deprecation is not ours', async () => {
+    // Prepare
+    const theirs = daysAfter(NOW, 90);
+    const subject = image({
+      tags: { [MARKED_AT_TAG]: daysBefore(NOW, 2).toISOString() },
+      deprecationTime: theirs,
+    });
+    const account = accountWith(subject);
+
+    // Act
+    const outcomes = await executePlan(
+      plan([action('unmark', subject, { touchDeprecation: false })]),
+      account,
+      options(),
+    );
+
+    // Assess
+    expect(only(outcomes).status).toBe('done');
+    expect(account.calls).toEqual([`untagImage ${subject.imageId}`]);
+    expect(account.images.get(subject.imageId)?.deprecationTime?.toISOString()).toBe(theirs.toISOString());
+  });
+});
+
+describe('executePlan: deregister', () => {
+  it('deletes the snapshots with DeleteAssociatedSnapshots and reports each one', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-d1', 'snap-d2'] });
+    const account = accountWith(subject);
+    const deregisterImage = vi.spyOn(account, 'deregisterImage');
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject)]), account, options());
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.snapshots).toEqual([
+      { snapshotId: 'snap-d1', status: 'deleted', detail: 'DeleteAssociatedSnapshots' },
+      { snapshotId: 'snap-d2', status: 'deleted', detail: 'DeleteAssociatedSnapshots' },
+    ]);
+    expect(deregisterImage).toHaveBeenCalledWith(subject.imageId, { deleteAssociatedSnapshots: true });
+    expect(account.calls).toEqual([`deregisterImage ${subject.imageId}`]);
+    expect(account.images.has(subject.imageId)).toBe(false);
+    expect([...account.snapshots]).toEqual([]);
+  });
+
+  it('deletes only the exclusive snapshots explicitly when one is shared, and reports the shared one skipped', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-own', 'snap-shared'] });
+    const sibling = image({ snapshotIds: ['snap-shared'] });
+    const account = accountWith(subject, sibling);
+    const deregisterImage = vi.spyOn(account, 'deregisterImage');
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject, ['snap-shared'])]), account, options());
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(deregisterImage).toHaveBeenCalledWith(subject.imageId, { deleteAssociatedSnapshots: false });
+    expect(account.calls).toEqual([`deregisterImage ${subject.imageId}`, 'deleteSnapshot snap-own']);
+    expect(result.snapshots).toEqual([
+      { snapshotId: 'snap-own', status: 'deleted' },
+      {
+        snapshotId: 'snap-shared',
+        status: 'skipped',
+        detail: 'kept: another image still uses this snapshot',
+      },
+    ]);
+    expect(account.snapshots.has('snap-own')).toBe(false);
+    expect(account.snapshots.has('snap-shared')).toBe(true);
+    expect(account.images.has(sibling.imageId)).toBe(true);
+  });
+
+  it.each(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable'])(
+    'treats %s on deregister as already gone',
+    async (code) => {
+      // Prepare
+      const subject = dueImage();
+      const account = accountWith(subject);
+      account.failNext('deregisterImage', subject.imageId, code);
+
+      // Act
+      const outcomes = await executePlan(plan([deregisterOf(subject)]), account, options());
+
+      // Assess
+      const result = only(outcomes);
+      expect(result.status).toBe('already-gone');
+      expect(result.detail).toContain(code);
+      expect(result.snapshots).toEqual([]);
+      expect(account.calls).toEqual([`deregisterImage ${subject.imageId}`]);
+    },
+  );
+
+  it('skips, with a reason, a snapshot that turns out to be in use (found by DeleteAssociatedSnapshots)', async () => {
+    // Prepare: an image registered after planning maps the snapshot the plan thought exclusive.
+    const subject = dueImage({ snapshotIds: ['snap-x'] });
+    const account = accountWith(subject, image({ snapshotIds: ['snap-x'] }));
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject)]), account, options());
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.snapshots).toHaveLength(1);
+    expect(result.snapshots[0]).toMatchObject({ snapshotId: 'snap-x', status: 'skipped' });
+    expect(result.snapshots[0]?.detail).toMatch(/^in use: /);
+    expect(account.snapshots.has('snap-x')).toBe(true);
+  });
+
+  it('skips, with a reason, an explicit snapshot deletion that fails with InvalidSnapshot.InUse', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-own', 'snap-shared'] });
+    const account = accountWith(subject, image({ snapshotIds: ['snap-shared'] }));
+    account.failNext('deleteSnapshot', 'snap-own', 'InvalidSnapshot.InUse', 'snap-own is in use by ami-0123');
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject, ['snap-shared'])]), account, options());
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.snapshots[0]).toEqual({
+      snapshotId: 'snap-own',
+      status: 'skipped',
+      detail: 'in use: snap-own is in use by ami-0123',
+    });
+    expect(account.snapshots.has('snap-own')).toBe(true);
+  });
+
+  it('reports a snapshot deletion failure without failing the deregistration', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-own', 'snap-shared'] });
+    const account = accountWith(subject, image({ snapshotIds: ['snap-shared'] }));
+    account.failNext('deleteSnapshot', 'snap-own', 'UnauthorizedOperation');
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject, ['snap-shared'])]), account, options());
+
+    // Assess
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.snapshots[0]).toMatchObject({ snapshotId: 'snap-own', status: 'failed' });
+    expect(result.snapshots[0]?.detail).toContain('UnauthorizedOperation');
+  });
+
+  it('does not let one failed action stop the next', async () => {
+    // Prepare
+    const first = dueImage({ creationDate: daysBefore(NOW, 400) });
+    const second = dueImage({ creationDate: daysBefore(NOW, 300) });
+    const toMark = image();
+    const toMarkToo = image();
+    const account = accountWith(first, second, toMark, toMarkToo);
+    account.failNext('deregisterImage', first.imageId, 'UnauthorizedOperation');
+    account.failNext('tagImage', toMark.imageId, 'RequestLimitExceeded');
+    const removeAfter = daysAfter(NOW, 7).toISOString();
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        deregisterOf(first),
+        deregisterOf(second),
+        action('mark', toMark, { removeAfter, touchDeprecation: true }),
+        action('mark', toMarkToo, { removeAfter, touchDeprecation: true }),
+      ]),
+      account,
+      options(),
+    );
+
+    // Assess
+    expect(outcomes.map((entry) => [entry.action.imageId, entry.status, entry.errorCode])).toEqual([
+      [first.imageId, 'failed', 'UnauthorizedOperation'],
+      [second.imageId, 'done', undefined],
+      [toMark.imageId, 'failed', 'RequestLimitExceeded'],
+      [toMarkToo.imageId, 'done', undefined],
+    ]);
+    expect(account.images.has(first.imageId)).toBe(true);
+    expect(account.images.has(second.imageId)).toBe(false);
+    expect(account.images.get(toMarkToo.imageId)?.tags[MARKED_AT_TAG]).toBe(NOW.toISOString());
+  });
+});
+
+describe('executePlan: the re-check right before deregistering', () => {
+  it.each([
+    {
+      case: 'the exempt tag was added',
+      change: (current: Image): Image => ({
+        ...current,
+        tags: { ...current.tags, 'ami-janitor:keep': 'true' },
+      }),
+      detail: 'tagged ami-janitor:keep=true since planning',
+    },
+    {
+      case: 'the exempt tag was added with other case and blanks',
+      change: (current: Image): Image => ({
+        ...current,
+        tags: { ...current.tags, 'ami-janitor:keep': ' TRUE ' },
+      }),
+      detail: 'tagged ami-janitor:keep=true since planning',
+    },
+    {
+      case: 'deregistration protection was enabled',
+      change: (current: Image): Image => ({ ...current, deregistrationProtection: 'enabled' }),
+      detail: 'deregistration protection was turned on (enabled)',
+    },
+    {
+      case: 'protection with cooldown was enabled',
+      change: (current: Image): Image => ({ ...current, deregistrationProtection: 'enabled-with-cooldown' }),
+      detail: 'deregistration protection was turned on (enabled-with-cooldown)',
+    },
+    {
+      case: 'the owner changed',
+      change: (current: Image): Image => ({ ...current, ownerId: '999988887777' }),
+      detail: 'owner is now 999988887777, not this account',
+    },
+    {
+      case: 'the marked-at tag was removed',
+      change: (current: Image): Image => ({ ...current, tags: {} }),
+      detail: `the ${MARKED_AT_TAG} tag was removed since planning`,
+    },
+    {
+      case: 'the image went back to pending',
+      change: (current: Image): Image => ({ ...current, state: 'pending' }),
+      detail: 'image is pending',
+    },
+  ])('vetoes the removal when $case', async ({ change, detail }) => {
+    // Prepare
+    const subject = dueImage();
+    const account = accountWith(subject);
+    changeImage(account, subject.imageId, change);
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject)]), account, options());
+
+    // Assess
+    expect(only(outcomes)).toMatchObject({ status: 'skipped', detail });
+    expect(account.calls).toEqual([]);
+    expect(account.images.has(subject.imageId)).toBe(true);
+    expect(account.snapshots.has(subject.snapshotIds[0] ?? '')).toBe(true);
+  });
+
+  it('does not require the marked-at tag when graceDays is 0', async () => {
+    // Prepare
+    const subject = image();
+    const account = accountWith(subject);
+
+    // Act
+    const outcomes = await executePlan(
+      plan([deregisterOf(subject)]),
+      account,
+      options({ policy: { ...defaultPolicy(), graceDays: 0 } }),
+    );
+
+    // Assess
+    expect(only(outcomes).status).toBe('done');
+    expect(account.images.has(subject.imageId)).toBe(false);
+  });
+
+  it('reports an image that vanished since planning as already gone and leaves its snapshots', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-left'] });
+    const account = accountWith(subject);
+    account.images.delete(subject.imageId);
+
+    // Act
+    const outcomes = await executePlan(plan([deregisterOf(subject)]), account, options());
+
+    // Assess
+    expect(only(outcomes)).toMatchObject({ status: 'already-gone', snapshots: [] });
+    expect(account.calls).toEqual([]);
+    expect(account.snapshots.has('snap-left')).toBe(true);
+  });
+
+  it('fails every deregistration, and deregisters nothing, when the re-check itself fails', async () => {
+    // Prepare
+    const first = dueImage();
+    const second = dueImage();
+    const toMark = image();
+    const account = accountWith(first, second, toMark);
+    account.failNext('describeImages', '*', 'RequestLimitExceeded');
+    const log = recordingLog();
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        deregisterOf(first),
+        deregisterOf(second),
+        action('mark', toMark, { removeAfter: daysAfter(NOW, 7).toISOString(), touchDeprecation: false }),
+      ]),
+      account,
+      options({ log }),
+    );
+
+    // Assess
+    const removals = outcomes.filter((entry) => entry.action.kind === 'deregister');
+    expect(removals.map((entry) => entry.status)).toEqual(['failed', 'failed']);
+    for (const entry of removals) {
+      expect(entry.errorCode).toBe('RequestLimitExceeded');
+      expect(entry.detail).toMatch(/^re-check before deregistering failed/);
+    }
+    expect(account.calls).toEqual([`tagImage ${toMark.imageId}`]);
+    expect(account.images.has(first.imageId)).toBe(true);
+    expect(account.images.has(second.imageId)).toBe(true);
+    expect(log.entries.filter((entry: LogEntry) => entry.level === 'error')).toHaveLength(1);
+  });
+});
+
+describe('executePlan: the time budget', () => {
+  it.each([0, 1, 3])(
+    'stops cleanly after %i actions when the remaining time drops below the reserve',
+    async (n) => {
+      // Prepare: plenty of time for the first n checks, then less than the reserve.
+      const images = Array.from({ length: 4 }, () => image());
+      const account = accountWith(...images);
+      let checks = 0;
+      const deadline: Deadline = {
+        remainingMs: () => {
+          checks += 1;
+          return checks <= n ? 600_000 : 19_999;
+        },
+      };
+      const removeAfter = daysAfter(NOW, 7).toISOString();
+      const work = plan(
+        images.map((subject) => action('mark', subject, { removeAfter, touchDeprecation: false })),
+      );
+
+      // Act
+      const outcomes = await executePlan(work, account, options({ deadline, reserveMs: 20_000 }));
+
+      // Assess
+      expect(outcomes.map((entry) => entry.status)).toEqual([
+        ...Array.from({ length: n }, () => 'done'),
+        ...Array.from({ length: 4 - n }, () => 'not-reached'),
+      ]);
+      expect(account.calls).toEqual(images.slice(0, n).map((subject) => `tagImage ${subject.imageId}`));
+      const report = buildReport(work, outcomes, {
+        mode: 'apply',
+        dryRun: false,
+        startedAt: NOW,
+        finishedAt: NOW,
+        warnings: [],
+      });
+      expect(report.complete).toBe(false);
+      expect(report.totals.notReached).toBe(4 - n);
+      expect(report.totals.marked).toBe(n);
+    },
+  );
+
+  it('reports the run complete when the budget lasts', async () => {
+    // Prepare
+    const subject = image();
+    const account = accountWith(subject);
+    const work = plan([action('mark', subject, { removeAfter: daysAfter(NOW, 7).toISOString() })]);
+
+    // Act
+    const outcomes = await executePlan(work, account, options({ deadline: { remainingMs: () => 20_000 } }));
+
+    // Assess
+    expect(only(outcomes).status).toBe('done');
+    const report = buildReport(work, outcomes, {
+      mode: 'apply',
+      dryRun: false,
+      startedAt: NOW,
+      finishedAt: NOW,
+      warnings: [],
+    });
+    expect(report.complete).toBe(true);
+  });
+});
+
+describe('executePlan: order', () => {
+  it('unmarks first, then deregisters, then marks', async () => {
+    // Prepare
+    const toMark = image();
+    const toRemove = dueImage();
+    const toUnmark = image({
+      tags: { [MARKED_AT_TAG]: NOW.toISOString() },
+      deprecationTime: daysAfter(NOW, 7),
+    });
+    const toMarkToo = image();
+    const account = accountWith(toMark, toRemove, toUnmark, toMarkToo);
+    const removeAfter = daysAfter(NOW, 7).toISOString();
+
+    // Act
+    const outcomes = await executePlan(
+      plan([
+        action('mark', toMark, { removeAfter, touchDeprecation: false }),
+        deregisterOf(toRemove),
+        action('mark', toMarkToo, { removeAfter, touchDeprecation: false }),
+        action('unmark', toUnmark, { touchDeprecation: true }),
+      ]),
+      account,
+      options(),
+    );
+
+    // Assess
+    expect(outcomes.map((entry) => `${entry.action.kind} ${entry.action.imageId}`)).toEqual([
+      `unmark ${toUnmark.imageId}`,
+      `deregister ${toRemove.imageId}`,
+      `mark ${toMark.imageId}`,
+      `mark ${toMarkToo.imageId}`,
+    ]);
+    expect(account.calls).toEqual([
+      `disableDeprecation ${toUnmark.imageId}`,
+      `untagImage ${toUnmark.imageId}`,
+      `deregisterImage ${toRemove.imageId}`,
+      `tagImage ${toMark.imageId}`,
+      `tagImage ${toMarkToo.imageId}`,
+    ]);
+  });
+});

@@ -1,0 +1,222 @@
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import scheduledSweep from '../../events/scheduled-sweep.json' with { type: 'json' };
+import { MARKED_AT_TAG, type Policy, parsePolicy } from '../../src/config/policy.ts';
+import type { RunReport } from '../../src/core/report.ts';
+import { demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
+import { MemoryAccount } from '../../src/demo/memory-account.ts';
+import type { SweepDependencies, SweepResult } from '../../src/handlers/sweep.ts';
+import { recordingLog } from './factories.ts';
+
+// The module builds its default Lambda handler at import; these tests inject every port, so the
+// real adapters are swapped for ports that fail loudly if anything ever reaches them.
+vi.mock('../../src/adapters/ec2.ts', () => {
+  const unused = (name: string) =>
+    new Proxy(
+      {},
+      {
+        get: (_target, method) => () =>
+          Promise.reject(new Error(`${name}.${String(method)} reached the real adapter`)),
+      },
+    );
+  return { createInventory: () => unused('inventory'), createImageActions: () => unused('actions') };
+});
+
+let makeSweepHandler: typeof import('../../src/handlers/sweep.ts').makeSweepHandler;
+
+beforeAll(async () => {
+  vi.stubEnv('AMI_JANITOR_POLICY_FILE', resolve(import.meta.dirname, '../../policy.yml'));
+  vi.stubEnv('AWS_REGION', 'eu-west-1');
+  ({ makeSweepHandler } = await import('../../src/handlers/sweep.ts'));
+});
+
+afterAll(() => {
+  vi.unstubAllEnvs();
+});
+
+const EVENT_TIME = new Date(scheduledSweep.time);
+/** A clock that must lose to the event's own time whenever the event carries one. */
+const WALL_CLOCK = new Date('2026-12-25T00:00:00.000Z');
+
+function scheduledEvent() {
+  return structuredClone(scheduledSweep);
+}
+
+function context(remainingMs = 600_000) {
+  return { getRemainingTimeInMillis: vi.fn(() => remainingMs) };
+}
+
+function setup(overrides: { policy?: Partial<Policy>; dryRun?: boolean } = {}) {
+  const account = new MemoryAccount(demoAccount(EVENT_TIME));
+  const log = recordingLog();
+  const deps: SweepDependencies = {
+    ports: () => ({ inventory: account, actions: account }),
+    policy: { ...parsePolicy(demoPolicyDocument), dryRun: false, ...overrides.policy },
+    region: 'eu-west-1',
+    dryRun: overrides.dryRun ?? false,
+    clock: () => WALL_CLOCK,
+    log,
+  };
+  return { account, log, deps, handler: makeSweepHandler(deps) };
+}
+
+function asReport(result: SweepResult): RunReport {
+  if ('status' in result) throw new Error(`expected a run report, got rejected: ${result.reason}`);
+  return result;
+}
+
+describe('sweep handler', () => {
+  it('runs a scheduled event in apply mode with the event time as the clock', async () => {
+    // Prepare
+    const { account, handler } = setup();
+
+    // Act
+    const report = asReport(await handler(scheduledEvent(), context()));
+
+    // Assess
+    expect(report.mode).toBe('apply');
+    expect(report.dryRun).toBe(false);
+    expect(report.asOf).toBe(EVENT_TIME.toISOString());
+    expect(report.totals.marked).toBeGreaterThan(0);
+    const marks = [...account.images.values()].filter(
+      (image) => image.tags[MARKED_AT_TAG] === EVENT_TIME.toISOString(),
+    );
+    expect(marks).toHaveLength(report.totals.marked);
+    expect(account.calls.some((call) => call.startsWith('tagImage '))).toBe(true);
+  });
+
+  it.each([
+    { case: 'the deployment', dryRun: true, policy: { dryRun: false } },
+    { case: 'the policy', dryRun: false, policy: { dryRun: true } },
+    { case: 'both', dryRun: true, policy: { dryRun: true } },
+  ])('changes nothing when dry run comes from $case', async ({ dryRun, policy }) => {
+    // Prepare
+    const { account, handler } = setup({ dryRun, policy });
+
+    // Act
+    const report = asReport(await handler(scheduledEvent(), context()));
+
+    // Assess
+    expect(report.dryRun).toBe(true);
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((outcome) => outcome.status === 'dry-run')).toBe(true);
+    expect(account.calls).toEqual([]);
+  });
+
+  it.each([
+    { case: 'an S3 event', event: { source: 'aws.s3' } },
+    { case: 'a string', event: 'sweep please' },
+    { case: 'null', event: null },
+    { case: 'a number', event: 42 },
+    { case: 'an unknown mode', event: { mode: 'destroy' } },
+    { case: 'a manual asOf that is not a date', event: { mode: 'plan', asOf: 'tomorrow' } },
+    {
+      case: 'a scheduled event of another detail-type',
+      event: { ...structuredClone(scheduledSweep), 'detail-type': 'EC2 Instance State-change Notification' },
+    },
+    {
+      case: 'a scheduled event without a time',
+      event: { ...structuredClone(scheduledSweep), time: undefined },
+    },
+  ])('rejects $case with a readable reason, without throwing or calling AWS', async ({ event }) => {
+    // Prepare
+    const { account, log, handler } = setup();
+    const listOwnedImages = vi.spyOn(account, 'listOwnedImages');
+
+    // Act
+    const result = await handler(event, context());
+
+    // Assess
+    expect(result).toEqual({ status: 'rejected', reason: expect.any(String) });
+    if (!('status' in result)) throw new Error('expected a rejection');
+    expect(result.reason).toMatch(/^not a scheduled event or a \{mode, asOf\} invocation: /);
+    expect(result.reason.length).toBeGreaterThan(
+      'not a scheduled event or a {mode, asOf} invocation: '.length,
+    );
+    expect(listOwnedImages).not.toHaveBeenCalled();
+    expect(account.calls).toEqual([]);
+    expect(log.entries.filter((entry) => entry.message === 'event rejected')).toHaveLength(1);
+  });
+
+  it('runs a manual {mode: plan} invocation read-only on the injected clock', async () => {
+    // Prepare
+    const { account, handler } = setup();
+
+    // Act
+    const report = asReport(await handler({ mode: 'plan' }, context()));
+
+    // Assess
+    expect(report.mode).toBe('plan');
+    expect(report.asOf).toBe(WALL_CLOCK.toISOString());
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((outcome) => outcome.status === 'planned')).toBe(true);
+    expect(account.calls).toEqual([]);
+  });
+
+  it('forecasts a manual {mode: plan, asOf} invocation at that date', async () => {
+    // Prepare
+    const { account, handler } = setup();
+    const asOf = '2030-01-01T00:00:00Z';
+
+    // Act
+    const report = asReport(await handler({ mode: 'plan', asOf }, context()));
+
+    // Assess
+    expect(report.asOf).toBe(new Date(asOf).toISOString());
+    expect(account.calls).toEqual([]);
+  });
+
+  it('never changes the account on a manual invocation with a forecast date (asOf is not the real clock)', async () => {
+    // Prepare: applying "as of" a later date would count grace periods that have not passed yet,
+    // e.g. deregister an image marked 3 days ago.
+    const { account, handler } = setup();
+    const inGrace = [...account.images.values()].find((image) => image.name === 'reporting-2025-12-01');
+
+    // Act
+    await handler({ asOf: '2030-01-01T00:00:00Z' }, context());
+    await handler({ mode: 'apply', asOf: '2030-01-01T00:00:00Z' }, context());
+
+    // Assess
+    expect(inGrace && account.images.has(inGrace.imageId)).toBe(true);
+    expect(account.calls).toEqual([]);
+  });
+
+  it("uses the Lambda context's remaining time as the deadline", async () => {
+    // Prepare: less than the 20 s the sweep keeps in reserve.
+    const { account, handler } = setup();
+    const lambda = context(5_000);
+
+    // Act
+    const report = asReport(await handler(scheduledEvent(), lambda));
+
+    // Assess
+    expect(lambda.getRemainingTimeInMillis).toHaveBeenCalled();
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((outcome) => outcome.status === 'not-reached')).toBe(true);
+    expect(report.complete).toBe(false);
+    expect(account.calls).toEqual([]);
+  });
+
+  it('stops part-way when the remaining time runs low during the run', async () => {
+    // Prepare: enough time for the first two actions only.
+    const { account, handler } = setup();
+    let checks = 0;
+    const lambda = {
+      getRemainingTimeInMillis: () => {
+        checks += 1;
+        return checks <= 2 ? 600_000 : 1_000;
+      },
+    };
+
+    // Act
+    const report = asReport(await handler(scheduledEvent(), lambda));
+
+    // Assess
+    const statuses = report.actions.map((outcome) => outcome.status);
+    expect(statuses.slice(0, 2).every((status) => status !== 'not-reached')).toBe(true);
+    expect(statuses.slice(2).every((status) => status === 'not-reached')).toBe(true);
+    expect(report.totals.notReached).toBe(report.actions.length - 2);
+    expect(report.complete).toBe(false);
+    expect(account.calls.length).toBeGreaterThan(0);
+  });
+});
