@@ -119,7 +119,14 @@ export interface Plan {
 }
 
 /** `planned`: a read-only plan; `dry-run`: apply with dry run on, so nothing was changed. */
-export type OutcomeStatus = 'planned' | 'done' | 'dry-run' | 'already-gone' | 'skipped' | 'failed' | 'not-reached';
+export type OutcomeStatus =
+  | 'planned'
+  | 'done'
+  | 'dry-run'
+  | 'already-gone'
+  | 'skipped'
+  | 'failed'
+  | 'not-reached';
 
 export interface SnapshotOutcome {
   snapshotId: string;

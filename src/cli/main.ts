@@ -218,7 +218,9 @@ async function awsPorts(
 async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
   const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
   const forecast =
-    Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000 ? ` as if it were ${plan.asOf.slice(0, 10)}` : '';
+    Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000
+      ? ` as if it were ${plan.asOf.slice(0, 10)}`
+      : '';
   const prompt =
     `About to change account ${plan.accountId} in ${plan.region}${forecast}: mark ${count('mark')}, ` +
     `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `;
