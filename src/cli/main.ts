@@ -8,7 +8,7 @@ import { runSweep } from '../core/sweep.ts';
 import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../demo/demo-account.ts';
 import { MemoryAccount } from '../demo/memory-account.ts';
 import { InventoryError, PolicyError, UsageError } from '../errors.ts';
-import { logger } from '../logger.ts';
+import { logger, sendLogsToStderr } from '../logger.ts';
 import type { Plan } from '../model.ts';
 import { renderReport } from './render.ts';
 
@@ -66,8 +66,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.stdout.write(`${USAGE}\n`);
     return EXIT.ok;
   }
-  // Decisions go to the table or JSON on stdout; structured logs only when asked for.
+  // Decisions go to the table or JSON on stdout; structured logs only when asked for, on stderr.
   logger.setLogLevel(options.verbose ? 'DEBUG' : 'SILENT');
+  if (options.verbose) sendLogsToStderr();
 
   let policy: Policy;
   try {
