@@ -1,6 +1,7 @@
 import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import type { ActionOutcome, Image, Plan, PlannedAction, SnapshotOutcome } from '../model.ts';
+import { hasExemptTag } from '../rules/exempt-tag.ts';
 import type { Deadline, ImageActionsPort, Log } from './ports.ts';
 
 export interface ExecuteOptions {
@@ -200,8 +201,7 @@ function recheckVeto(image: Image, options: ExecuteOptions): string | undefined 
   if (protection && protection !== 'disabled')
     return `deregistration protection was turned on (${protection})`;
   const { key, value } = options.policy.exemptTag;
-  if (image.tags[key]?.trim().toLowerCase() === value.trim().toLowerCase())
-    return `tagged ${key}=${value} since planning`;
+  if (hasExemptTag(image.tags, options.policy.exemptTag)) return `tagged ${key}=${value} since planning`;
   if (options.policy.graceDays > 0 && image.tags[MARKED_AT_TAG] === undefined) {
     return `the ${MARKED_AT_TAG} tag was removed since planning`;
   }

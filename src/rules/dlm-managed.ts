@@ -1,16 +1,3 @@
-import type { Rule } from './types.ts';
+import { managedByTagPrefix } from './managed.ts';
 
-const DLM_TAG_PREFIX = 'aws:dlm:';
-
-export const dlmManaged: Rule = {
-  id: 'dlm-managed',
-  stage: 'guard',
-  schema: {},
-  evaluate(image) {
-    const tag = Object.keys(image.tags).find((key) => key.startsWith(DLM_TAG_PREFIX));
-    if (!tag) return [];
-    return [
-      { kind: 'keep', reason: `managed by Data Lifecycle Manager (tag ${tag}); its policy owns retention` },
-    ];
-  },
-};
+export const dlmManaged = managedByTagPrefix('dlm-managed', 'aws:dlm:', 'Data Lifecycle Manager');

@@ -16,10 +16,16 @@ export const exemptTag: Rule = {
   stage: 'guard',
   schema: exemptTagSchema,
   evaluate(image, _facts, policy) {
-    const { key, value } = policy.exemptTag;
-    // Case and surrounding blanks are forgiven: a hand-typed `True` must still protect the image.
-    const actual = image.tags[key];
-    if (actual === undefined || actual.trim().toLowerCase() !== value.trim().toLowerCase()) return [];
-    return [{ kind: 'keep', reason: `exempt: tagged ${key}=${value}` }];
+    if (!hasExemptTag(image.tags, policy.exemptTag)) return [];
+    return [{ kind: 'keep', reason: `exempt: tagged ${policy.exemptTag.key}=${policy.exemptTag.value}` }];
   },
 };
+
+/** Case and surrounding blanks are forgiven: a hand-typed `True` must still protect the image. */
+export function hasExemptTag(
+  tags: Readonly<Record<string, string>>,
+  exempt: { key: string; value: string },
+): boolean {
+  const actual = tags[exempt.key];
+  return actual !== undefined && actual.trim().toLowerCase() === exempt.value.trim().toLowerCase();
+}
