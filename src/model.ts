@@ -48,6 +48,8 @@ export interface ImageFacts {
   /** 1 = newest image of its family. */
   familyRank: number;
   familySize: number;
+  /** Launch permissions, where they were read; otherwise only `Image.public` is known. */
+  sharing?: SharePermissions;
 }
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
@@ -142,3 +144,34 @@ export interface ActionOutcome {
   warnings: string[];
   snapshots: SnapshotOutcome[];
 }
+
+/** Who made an API call, resolved from CloudTrail's `userIdentity`. */
+export interface Caller {
+  /**
+   * The principal to ask: the IAM user, the role behind an assumed-role session (its session
+   * issuer), the account root, or the AWS service that called on someone's behalf.
+   */
+  arn: string;
+  /** CloudTrail's identity type: IAMUser, AssumedRole, Root, AWSService, FederatedUser, ... */
+  type: string;
+  /** For assumed roles and federated users: the session name, often the person's login. */
+  sessionName?: string;
+  accountId?: string;
+  sourceIp?: string;
+  userAgent?: string;
+}
+
+/** Who may launch an image (launchPermission) or restore a snapshot (createVolumePermission). */
+export interface SharePermissions {
+  public: boolean;
+  accounts: string[];
+  organizations: string[];
+  organizationalUnits: string[];
+}
+
+export const NOT_SHARED: SharePermissions = Object.freeze({
+  public: false,
+  accounts: [],
+  organizations: [],
+  organizationalUnits: [],
+}) as SharePermissions;

@@ -8,6 +8,7 @@ import { expiryTagSchema } from '../rules/expiry-tag.ts';
 import { keepLatestSchema } from '../rules/keep-latest.ts';
 import { requiredTagsSchema } from '../rules/required-tags.ts';
 import { dayCount } from '../rules/schema-parts.ts';
+import { sharingSchema } from '../rules/sharing.ts';
 
 /**
  * The whole policy: the planner's own keys plus the keys each rule declares. Every object is
@@ -21,10 +22,19 @@ export const policySchema = z.strictObject({
   ...exemptTagSchema,
   ...expiryTagSchema,
   ...requiredTagsSchema,
+  ...sharingSchema,
   graceDays: dayCount.default(7),
   maxRemovalsPerRun: z.number().int().min(0).default(100),
   maxRemovalsPercent: z.number().gt(0).max(100).nullable().default(null),
   deleteSnapshots: z.boolean().default(true),
+  /** New images get `ami-janitor:expires-at` = creation + this many days, unless already tagged. */
+  defaultTtlDays: z.number().int().min(1).nullable().default(null),
+  attribution: z
+    .strictObject({
+      /** CloudTrail LookupEvents calls per sweep to find who created untagged images; 0 turns it off. */
+      maxLookupsPerRun: z.number().int().min(0).max(1000).default(50),
+    })
+    .prefault({}),
   inUse: z
     .strictObject({
       launchTemplateVersions: z.number().int().min(1).max(115).default(5),

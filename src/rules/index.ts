@@ -11,6 +11,7 @@ import { notOwned } from './not-owned.ts';
 import { pending } from './pending.ts';
 import { deregistrationProtection } from './protected.ts';
 import { requiredTags } from './required-tags.ts';
+import { sharing } from './sharing.ts';
 import type { Rule } from './types.ts';
 
 /**
@@ -29,6 +30,7 @@ export const rules = {
   'expiry-tag': expiryTag,
   age,
   'required-tags': requiredTags,
+  sharing,
 } as const satisfies Record<string, Rule>;
 
 export type RuleId = keyof typeof rules;

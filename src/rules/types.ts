@@ -7,9 +7,10 @@ import type { Image, ImageFacts, Verdict } from '../model.ts';
  * `explicit`: an expire here is a person's stated intent for this one image and beats `retain`.
  * `retain`: a keep here overrides age-style eligibility (keep-latest).
  * `eligibility`: an expire here makes the image a removal candidate; a keep is only an explanation.
+ * `audit`: findings only; never changes the verdict.
  * Any stage may add `flag` verdicts, which become findings whatever the outcome.
  */
-export type Stage = 'guard' | 'explicit' | 'retain' | 'eligibility';
+export type Stage = 'guard' | 'explicit' | 'retain' | 'eligibility' | 'audit';
 
 export interface Rule {
   readonly id: string;

@@ -422,7 +422,7 @@ describe('evaluateImage', () => {
   it('every rule module exposes an id matching its key, a stage and a schema', () => {
     for (const [key, rule] of Object.entries(rules)) {
       expect(rule.id).toBe(key);
-      expect(['guard', 'explicit', 'retain', 'eligibility']).toContain(rule.stage);
+      expect(['guard', 'explicit', 'retain', 'eligibility', 'audit']).toContain(rule.stage);
       expect(typeof rule.schema).toBe('object');
     }
   });
