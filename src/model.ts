@@ -175,3 +175,19 @@ export const NOT_SHARED: SharePermissions = Object.freeze({
   organizations: [],
   organizationalUnits: [],
 }) as SharePermissions;
+
+export interface Snapshot {
+  snapshotId: string;
+  ownerId: string;
+  /** The volume it was taken from; EC2 reports `vol-ffffffff` when there was none (copies, imports). */
+  volumeId?: string;
+  /** GiB of the source volume: an upper bound on what the snapshot is billed for. */
+  volumeSizeGiB: number;
+  /** Full size of the snapshot's data, where EC2 reports it. */
+  fullSizeBytes?: number;
+  startTime: Date;
+  description: string;
+  state: string;
+  tags: Readonly<Record<string, string>>;
+  storageTier?: string;
+}

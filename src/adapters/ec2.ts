@@ -1,6 +1,5 @@
 import type {
   LaunchTemplateSpecification as AsgLaunchTemplateSpecification,
-  AutoScalingClient,
   AutoScalingGroup,
 } from '@aws-sdk/client-auto-scaling';
 import {
@@ -9,7 +8,6 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import type {
   DescribeLaunchTemplateVersionsCommandInput,
-  EC2Client,
   Image as Ec2Image,
   LaunchTemplateVersion,
   ResourceTypeRequest,
@@ -27,16 +25,18 @@ import {
   DisableImageDeprecationCommand,
   EnableImageDeprecationCommand,
 } from '@aws-sdk/client-ec2';
-import type { SSMClient } from '@aws-sdk/client-ssm';
 import { DescribeParametersCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
-import type { STSClient } from '@aws-sdk/client-sts';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import type { DeregisterResult, ImageActionsPort, InventoryPort, Log } from '../core/ports.ts';
+import type { DeregisterResult, ImageActionsPort, InventoryPort } from '../core/ports.ts';
 import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Image, ImageState, Reference } from '../model.ts';
 import { awsClients } from './clients.ts';
-import { isThrottlingError, type RetryOptions, withRetry } from './retry.ts';
+
+export type { AdapterDeps } from './common.ts';
+
+import { type AdapterDeps, chunk, forEachConcurrent, makeCall, paginate } from './common.ts';
+import { isThrottlingError } from './retry.ts';
 
 /** Every state except `terminated`: a stopped instance still boots from its AMI when started. */
 export const LIVE_INSTANCE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
@@ -73,91 +73,11 @@ const IMAGE_STATES: ReadonlySet<string> = new Set<ImageState>([
   'disabled',
 ]);
 
-export interface AdapterDeps {
-  ec2?: EC2Client;
-  autoScaling?: AutoScalingClient;
-  ssm?: SSMClient;
-  sts?: STSClient;
-  /** Passed to every `client.send` and to withRetry, so a deadline stops both the call and its retries. */
-  signal?: AbortSignal;
-  /** Test seams for backoff (sleep, random, maxAttempts). */
-  retry?: Omit<RetryOptions, 'signal' | 'operation'>;
-  log?: Log;
-}
-
 export interface InventoryDeps extends AdapterDeps {
   /** Skips STS when the caller already knows the account. */
   accountId?: string;
   /** policy.inUse.launchTemplateVersions: how many of a template's newest versions count as in use. */
   launchTemplateVersions: number;
-}
-
-type Call = <T>(
-  operation: string,
-  send: (options: { abortSignal?: AbortSignal }) => Promise<T>,
-) => Promise<T>;
-
-function makeCall(deps: AdapterDeps): Call {
-  const sendOptions = deps.signal ? { abortSignal: deps.signal } : {};
-  const log = deps.log ?? deps.retry?.log;
-  return (operation, send) =>
-    withRetry(() => send(sendOptions), {
-      ...deps.retry,
-      ...(log ? { log } : {}),
-      ...(deps.signal ? { signal: deps.signal } : {}),
-      operation,
-    });
-}
-
-/**
- * Follows NextToken until it is absent or empty. Emulators such as moto often ignore MaxResults
- * and never send a token, which simply ends the loop after one page.
- */
-async function paginate<P extends { NextToken?: string | undefined }>(
-  operation: string,
-  fetchPage: (nextToken: string | undefined) => Promise<P>,
-  onPage: (page: P) => void,
-): Promise<void> {
-  const seen = new Set<string>();
-  let token: string | undefined;
-  do {
-    const page = await fetchPage(token);
-    onPage(page);
-    token = page.NextToken || undefined;
-    if (token !== undefined) {
-      // A token that comes back twice would loop forever; better to fail the run than to spin.
-      if (seen.has(token)) throw new InventoryError(`${operation} returned the same NextToken twice`);
-      seen.add(token);
-    }
-  } while (token !== undefined);
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
-  return chunks;
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight; the first failure stops new work and rejects. */
-async function forEachConcurrent<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed && next < items.length) {
-      const index = next++;
-      try {
-        await fn(items[index] as T);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function parseDate(value: string | undefined, field: string, imageId: string): Date | undefined {

@@ -1,7 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { defaultPolicy, loadPolicyFile, type Policy, parsePolicy } from '../config/policy.ts';
-import type { ImageActionsPort, InventoryPort } from '../core/ports.ts';
+import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
+import type { ImageActionsPort, InventoryPort, SharingPort, SnapshotInventoryPort } from '../core/ports.ts';
 import { unboundedDeadline } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import { runSweep } from '../core/sweep.ts';
@@ -10,12 +11,13 @@ import { MemoryAccount } from '../demo/memory-account.ts';
 import { InventoryError, PolicyError, UsageError } from '../errors.ts';
 import { logger, sendLogsToStderr } from '../logger.ts';
 import type { Plan } from '../model.ts';
-import { renderReport } from './render.ts';
+import { renderAudit, renderReport } from './render.ts';
 
-/** Exit codes scripts can rely on. 2 is kept for `audit`'s "critical finding" gate. */
+/** Exit codes scripts can rely on; `audit` exits 2 on a critical finding so it can gate a pipeline. */
 export const EXIT = {
   ok: 0,
   actionsFailed: 1,
+  criticalFinding: 2,
   factsUnavailable: 3,
   usage: 64,
   policy: 78,
@@ -26,6 +28,7 @@ const USAGE = `Usage: ami-janitor <command> [options]
 Commands:
   plan     Show what a sweep would do. Read-only. (default)
   apply    Carry out the plan: mark, deregister, unmark. Asks first on a terminal.
+  audit    Findings only: public or over-shared images and snapshots, missing tags, CloudTrail.
 
 Options:
   --region <name>     AWS Region (default: AWS_REGION or the SDK's configuration)
@@ -37,8 +40,8 @@ Options:
   --verbose           Structured decision logs on stderr
   -h, --help          This help
 
-Exit codes: 0 ok, 1 some actions failed or were not reached, 3 AWS facts could not be gathered,
-64 usage error, 78 invalid policy.`;
+Exit codes: 0 ok, 1 some actions failed or were not reached (audit: some resources unreadable),
+2 audit found a critical finding, 3 AWS facts could not be gathered, 64 usage error, 78 invalid policy.`;
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { columns?: number; isTTY?: boolean };
@@ -104,14 +107,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   const progress = (message: string) => {
     if (!options.json) io.stderr.write(`${message}\n`);
   };
+  progress(
+    options.demo ? `Using the built-in demo account ${DEMO_ACCOUNT_ID}.` : `Gathering facts in ${region}...`,
+  );
+  if (options.command === 'audit') return audit(ports, { policy, region, now }, options, io);
 
   let report: RunReport;
   try {
-    progress(
-      options.demo
-        ? `Using the built-in demo account ${DEMO_ACCOUNT_ID}.`
-        : `Gathering facts in ${region}...`,
-    );
     report = await runSweep(
       { ...ports, log: logger },
       {
@@ -144,7 +146,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 }
 
 interface CliOptions {
-  command: 'plan' | 'apply';
+  command: 'plan' | 'apply' | 'audit';
   region?: string;
   config?: string;
   asOf?: Date;
@@ -172,7 +174,9 @@ export function parseCli(argv: string[]): CliOptions {
     },
   });
   const [command = 'plan', ...extra] = positionals;
-  if (command !== 'plan' && command !== 'apply') throw new UsageError(`unknown command '${command}'`);
+  if (command !== 'plan' && command !== 'apply' && command !== 'audit') {
+    throw new UsageError(`unknown command '${command}'`);
+  }
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   return {
     command,
@@ -195,24 +199,76 @@ function parseAsOf(value: string): Date {
   return date;
 }
 
-function demoPorts(now: Date): { inventory: InventoryPort; actions: ImageActionsPort } {
-  const account = new MemoryAccount(demoAccount(now));
-  return { inventory: account, actions: account };
+interface AccountPorts {
+  inventory: InventoryPort;
+  actions: ImageActionsPort;
+  snapshots: SnapshotInventoryPort;
+  sharing: SharingPort;
+  trailHealth: TrailHealthCheck;
 }
 
-async function awsPorts(
-  region: string,
-  policy: Policy,
-): Promise<{ inventory: InventoryPort; actions: ImageActionsPort }> {
+function demoPorts(now: Date): AccountPorts {
+  const account = new MemoryAccount(demoAccount(now));
+  const trailHealth: TrailHealthCheck = {
+    check: async (region) => ({
+      ok: true,
+      region,
+      reason: `trail demo-trail logs management events in ${region}`,
+    }),
+  };
+  return { inventory: account, actions: account, snapshots: account, sharing: account, trailHealth };
+}
+
+async function audit(
+  ports: AccountPorts,
+  request: { policy: Policy; region: string; now: Date },
+  options: CliOptions,
+  io: CliIo,
+): Promise<number> {
+  let report: AccountAuditReport;
+  try {
+    report = await auditAccount({ ...ports, log: logger }, request);
+  } catch (error) {
+    if (error instanceof InventoryError) {
+      io.stderr.write(`ami-janitor: ${error.message}\n`);
+      return EXIT.factsUnavailable;
+    }
+    throw error;
+  }
+  io.stdout.write(
+    options.json
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : `${renderAudit(report, io.stdout.isTTY ? io.stdout.columns : undefined)}\n`,
+  );
+  if (report.totals.critical > 0) return EXIT.criticalFinding;
+  return report.warnings.length > 0 ? EXIT.actionsFailed : EXIT.ok;
+}
+
+async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
   // Loaded on demand so `--demo` never pays for the SDK.
-  const [{ createAwsClients }, { createInventory, createImageActions }] = await Promise.all([
+  const [
+    { createAwsClients },
+    ec2,
+    { createSharing },
+    { createSnapshotInventory },
+    { createTrailHealthCheck },
+  ] = await Promise.all([
     import('../adapters/clients.ts'),
     import('../adapters/ec2.ts'),
+    import('../adapters/sharing.ts'),
+    import('../adapters/snapshots.ts'),
+    import('../adapters/cloudtrail.ts'),
   ]);
   const clients = createAwsClients({ region });
   return {
-    inventory: createInventory({ ...clients, launchTemplateVersions: policy.inUse.launchTemplateVersions }),
-    actions: createImageActions(clients),
+    inventory: ec2.createInventory({
+      ...clients,
+      launchTemplateVersions: policy.inUse.launchTemplateVersions,
+    }),
+    actions: ec2.createImageActions(clients),
+    snapshots: createSnapshotInventory(clients),
+    sharing: createSharing(clients),
+    trailHealth: createTrailHealthCheck(clients),
   };
 }
 

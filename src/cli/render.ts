@@ -1,3 +1,4 @@
+import type { AccountAuditReport } from '../core/account-audit.ts';
 import type { RunReport } from '../core/report.ts';
 import type { ActionOutcome } from '../model.ts';
 
@@ -64,6 +65,22 @@ export function summary(report: RunReport): string {
     `${t.unmarked} unmarked, ${t.alreadyGone} already gone, ${t.skipped} skipped, ${t.failed} failed, ` +
     `${t.snapshotsFailed} snapshot failures, ${t.notReached} not reached; ${t.scheduled} scheduled, ${t.deferred} deferred.`
   );
+}
+
+export function renderAudit(report: AccountAuditReport, width: number | undefined): string {
+  const rows = report.findings.map((f) => [f.severity.toUpperCase(), f.resourceId, f.name, f.rule, f.reason]);
+  const t = report.totals;
+  return [
+    `Audit (read-only) of account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`,
+    '',
+    ...(rows.length > 0
+      ? table(['SEVERITY', 'RESOURCE', 'NAME', 'RULE', 'REASON'], rows, width)
+      : ['No findings.']),
+    '',
+    ...section('Could not check', report.warnings),
+    `Audit: ${report.images} images, ${report.snapshots} snapshots; ${t.critical} critical, ${t.high} high, ` +
+      `${t.medium} medium, ${t.low} low findings.`,
+  ].join('\n');
 }
 
 function title(report: RunReport): string {

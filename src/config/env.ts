@@ -8,6 +8,17 @@ export interface SweepEnvironment {
   region: string;
 }
 
+export interface EventEnvironment extends SweepEnvironment {
+  /** Name of the SSM SecureString holding the Slack webhook URL; the URL itself never sits in env. */
+  slackWebhookParameter: string | undefined;
+}
+
+/** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
+export function readEventEnvironment(env: NodeJS.ProcessEnv = process.env): EventEnvironment {
+  const name = env.AMI_JANITOR_SLACK_WEBHOOK_PARAMETER?.trim();
+  return { ...readSweepEnvironment(env), slackWebhookParameter: name ? name : undefined };
+}
+
 /** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
 export function readSweepEnvironment(env: NodeJS.ProcessEnv = process.env): SweepEnvironment {
   const file = env.AMI_JANITOR_POLICY_FILE ?? 'policy.yml';

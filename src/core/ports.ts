@@ -1,4 +1,4 @@
-import type { Image, Reference } from '../model.ts';
+import type { Image, Reference, SharePermissions, Snapshot } from '../model.ts';
 
 /**
  * The narrow interfaces through which the core reaches AWS. The real implementations live in
@@ -41,6 +41,24 @@ export interface ImageActionsPort {
     options: { deleteAssociatedSnapshots: boolean },
   ): Promise<DeregisterResult>;
   deleteSnapshot(snapshotId: string): Promise<void>;
+}
+
+export interface SnapshotInventoryPort {
+  /** Every snapshot the account owns in the Region, all pages. */
+  listOwnedSnapshots(accountId: string): Promise<Snapshot[]>;
+}
+
+/** Who may use an image or snapshot, and taking that away: the real-time audit's reach into AWS. */
+export interface SharingPort {
+  imageLaunchPermissions(imageId: string): Promise<SharePermissions>;
+  snapshotPermissions(snapshotId: string): Promise<SharePermissions>;
+  removeImagePermissions(imageId: string, offending: SharePermissions): Promise<void>;
+  removeSnapshotPermissions(snapshotId: string, offending: SharePermissions): Promise<void>;
+  /** The snapshot, or undefined when it no longer exists. */
+  describeSnapshot(snapshotId: string): Promise<Snapshot | undefined>;
+  /** Tags an image or a snapshot (CreateTags takes either). */
+  tagResource(resourceId: string, tags: Record<string, string>): Promise<void>;
+  untagResource(resourceId: string, keys: readonly string[]): Promise<void>;
 }
 
 /** Lambda's remaining time, or an unbounded budget for the CLI. */

@@ -1,10 +1,11 @@
 import { MARKED_AT_TAG } from '../config/policy.ts';
-import type { Image, Reference } from '../model.ts';
+import { type Image, NOT_SHARED, type Reference, type SharePermissions } from '../model.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
 import type { MemoryAccountSeed } from './memory-account.ts';
 
 export const DEMO_ACCOUNT_ID = '111122223333';
 const OTHER_ACCOUNT_ID = '444455556666';
+const OUTSIDE_ACCOUNT_ID = '999988887777';
 
 /** The policy the demo runs with: defaults plus required tags, so that rule shows too. */
 export const demoPolicyDocument = {
@@ -154,7 +155,14 @@ export function demoAccount(now: Date): MemoryAccountSeed {
     const image = images.find((candidate) => candidate.name === spec.name);
     if (partner && image) image.snapshotIds = [...image.snapshotIds, partner];
   }
-  return { accountId: DEMO_ACCOUNT_ID, images, references };
+  // Sharing beyond the public flag: an image shared with an outside account, a public snapshot.
+  const idOf = (name: string) => images.find((image) => image.name === name);
+  const sharing: Record<string, SharePermissions> = {};
+  const shared = idOf('api-v4');
+  if (shared) sharing[shared.imageId] = { ...NOT_SHARED, accounts: [OUTSIDE_ACCOUNT_ID] };
+  const exposedSnapshot = idOf('web-2026-06-15')?.snapshotIds[0];
+  if (exposedSnapshot) sharing[exposedSnapshot] = { ...NOT_SHARED, public: true };
+  return { accountId: DEMO_ACCOUNT_ID, images, references, sharing };
 }
 
 function ref(resourceType: string, resource: string, detail?: string): Reference {

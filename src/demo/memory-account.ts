@@ -1,12 +1,22 @@
-import type { DeregisterResult, ImageActionsPort, InventoryPort } from '../core/ports.ts';
-import type { Image, Reference } from '../model.ts';
+import type {
+  DeregisterResult,
+  ImageActionsPort,
+  InventoryPort,
+  SharingPort,
+  SnapshotInventoryPort,
+} from '../core/ports.ts';
+import { type Image, NOT_SHARED, type Reference, type SharePermissions, type Snapshot } from '../model.ts';
 
 export interface MemoryAccountSeed {
   accountId: string;
   images: Image[];
   /** Snapshots that exist in the account; defaults to every snapshot the images reference. */
   snapshotIds?: string[];
+  /** Snapshots with their details; ids listed here need not be in `snapshotIds`. */
+  snapshots?: Snapshot[];
   references?: Record<string, Reference[]>;
+  /** Launch or create-volume permissions by image or snapshot id; public images default to public. */
+  sharing?: Record<string, SharePermissions>;
 }
 
 class MemoryError extends Error {
@@ -21,11 +31,12 @@ class MemoryError extends Error {
  * demo and the core's tests, and it behaves like EC2 where the core depends on it: unknown ids
  * raise EC2's error codes, deregistering keeps snapshots unless asked, tags merge.
  */
-export class MemoryAccount implements InventoryPort, ImageActionsPort {
+export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotInventoryPort, SharingPort {
   readonly id: string;
   readonly images = new Map<string, Image>();
-  readonly snapshots = new Set<string>();
+  readonly snapshots = new Map<string, Snapshot & { tags: Record<string, string> }>();
   readonly references = new Map<string, Reference[]>();
+  readonly sharing = new Map<string, SharePermissions>();
   /** Every mutating call, in order, so tests can assert exactly what a run changed. */
   readonly calls: string[] = [];
   /** Errors to raise on the next matching call, keyed `operation:resourceId`. */
@@ -34,9 +45,31 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort {
   constructor(seed: MemoryAccountSeed) {
     this.id = seed.accountId;
     for (const image of seed.images) this.images.set(image.imageId, structuredClone(image));
-    for (const id of seed.snapshotIds ?? seed.images.flatMap((image) => image.snapshotIds))
-      this.snapshots.add(id);
+    for (const image of seed.images) {
+      if (image.public) this.sharing.set(image.imageId, { ...NOT_SHARED, public: true });
+    }
+    const imageOf = new Map(
+      seed.images.flatMap((image) => image.snapshotIds.map((id) => [id, image] as const)),
+    );
+    for (const id of seed.snapshotIds ?? [...imageOf.keys()]) {
+      const image = imageOf.get(id);
+      this.snapshots.set(id, {
+        snapshotId: id,
+        ownerId: this.id,
+        volumeId: 'vol-ffffffff',
+        volumeSizeGiB: 8,
+        startTime: image?.creationDate ?? new Date(0),
+        description: image ? `Created by CreateImage(i-0123456789abcdef0) for ${image.imageId}` : '',
+        state: 'completed',
+        tags: {},
+      });
+    }
+    for (const snapshot of seed.snapshots ?? []) {
+      this.snapshots.set(snapshot.snapshotId, structuredClone({ ...snapshot, tags: { ...snapshot.tags } }));
+    }
     for (const [imageId, refs] of Object.entries(seed.references ?? {})) this.references.set(imageId, refs);
+    for (const [id, permissions] of Object.entries(seed.sharing ?? {}))
+      this.sharing.set(id, structuredClone(permissions));
   }
 
   failNext(operation: string, resourceId: string, code: string, message = `${code} (injected)`): void {
@@ -111,6 +144,52 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort {
     return { snapshotResults };
   }
 
+  async listOwnedSnapshots(accountId: string): Promise<Snapshot[]> {
+    this.raiseInjected('listOwnedSnapshots', '*');
+    return [...this.snapshots.values()].filter((s) => s.ownerId === accountId).map((s) => structuredClone(s));
+  }
+
+  async describeSnapshot(snapshotId: string): Promise<Snapshot | undefined> {
+    const snapshot = this.snapshots.get(snapshotId);
+    return snapshot ? structuredClone(snapshot) : undefined;
+  }
+
+  async imageLaunchPermissions(imageId: string): Promise<SharePermissions> {
+    this.raiseInjected('imageLaunchPermissions', imageId);
+    return structuredClone(this.sharing.get(imageId) ?? NOT_SHARED);
+  }
+
+  async snapshotPermissions(snapshotId: string): Promise<SharePermissions> {
+    this.raiseInjected('snapshotPermissions', snapshotId);
+    return structuredClone(this.sharing.get(snapshotId) ?? NOT_SHARED);
+  }
+
+  async removeImagePermissions(imageId: string, offending: SharePermissions): Promise<void> {
+    this.record('removeImagePermissions', imageId);
+    this.removePermissions(imageId, offending);
+    const image = this.images.get(imageId);
+    if (image) image.public = this.sharing.get(imageId)?.public ?? false;
+  }
+
+  async removeSnapshotPermissions(snapshotId: string, offending: SharePermissions): Promise<void> {
+    this.record('removeSnapshotPermissions', snapshotId);
+    this.removePermissions(snapshotId, offending);
+  }
+
+  async tagResource(resourceId: string, tags: Record<string, string>): Promise<void> {
+    if (resourceId.startsWith('ami-')) return this.tagImage(resourceId, tags);
+    this.record('tagResource', resourceId);
+    const snapshot = this.existingSnapshot(resourceId);
+    snapshot.tags = { ...snapshot.tags, ...tags };
+  }
+
+  async untagResource(resourceId: string, keys: readonly string[]): Promise<void> {
+    if (resourceId.startsWith('ami-')) return this.untagImage(resourceId, keys);
+    this.record('untagResource', resourceId);
+    const snapshot = this.existingSnapshot(resourceId);
+    snapshot.tags = Object.fromEntries(Object.entries(snapshot.tags).filter(([key]) => !keys.includes(key)));
+  }
+
   async deleteSnapshot(snapshotId: string): Promise<void> {
     this.record('deleteSnapshot', snapshotId);
     if (!this.snapshots.has(snapshotId)) {
@@ -124,6 +203,25 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort {
       );
     }
     this.snapshots.delete(snapshotId);
+  }
+
+  private existingSnapshot(snapshotId: string): Snapshot & { tags: Record<string, string> } {
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot)
+      throw new MemoryError('InvalidSnapshot.NotFound', `The snapshot '${snapshotId}' does not exist.`);
+    return snapshot;
+  }
+
+  private removePermissions(resourceId: string, offending: SharePermissions): void {
+    const current = this.sharing.get(resourceId) ?? NOT_SHARED;
+    this.sharing.set(resourceId, {
+      public: current.public && !offending.public,
+      accounts: current.accounts.filter((id) => !offending.accounts.includes(id)),
+      organizations: current.organizations.filter((arn) => !offending.organizations.includes(arn)),
+      organizationalUnits: current.organizationalUnits.filter(
+        (arn) => !offending.organizationalUnits.includes(arn),
+      ),
+    });
   }
 
   private mutable(operation: string, imageId: string): Image & { tags: Record<string, string> } {

@@ -1,0 +1,157 @@
+import type { CreateVolumePermission, Snapshot as Ec2Snapshot, LaunchPermission } from '@aws-sdk/client-ec2';
+import {
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeImageAttributeCommand,
+  DescribeSnapshotAttributeCommand,
+  DescribeSnapshotsCommand,
+  ModifyImageAttributeCommand,
+  ModifySnapshotAttributeCommand,
+} from '@aws-sdk/client-ec2';
+import type { SharingPort } from '../core/ports.ts';
+import { errorCode } from '../errors.ts';
+import type { SharePermissions, Snapshot } from '../model.ts';
+import { awsClients } from './clients.ts';
+import { type AdapterDeps, makeCall } from './common.ts';
+
+const MISSING_SNAPSHOT_CODES = new Set(['InvalidSnapshot.NotFound', 'InvalidSnapshotID.Malformed']);
+
+export function toPermissions(
+  entries: readonly (LaunchPermission | CreateVolumePermission)[],
+): SharePermissions {
+  const permissions: SharePermissions = {
+    public: false,
+    accounts: [],
+    organizations: [],
+    organizationalUnits: [],
+  };
+  for (const entry of entries) {
+    if (entry.Group === 'all') permissions.public = true;
+    if (entry.UserId) permissions.accounts.push(entry.UserId);
+    if ('OrganizationArn' in entry && entry.OrganizationArn)
+      permissions.organizations.push(entry.OrganizationArn);
+    if ('OrganizationalUnitArn' in entry && entry.OrganizationalUnitArn) {
+      permissions.organizationalUnits.push(entry.OrganizationalUnitArn);
+    }
+  }
+  return permissions;
+}
+
+export function toSnapshot(raw: Ec2Snapshot): Snapshot | undefined {
+  if (!raw.SnapshotId || !raw.StartTime) return undefined;
+  const tags: Record<string, string> = {};
+  for (const tag of raw.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? '';
+  return {
+    snapshotId: raw.SnapshotId,
+    ownerId: raw.OwnerId ?? '',
+    ...(raw.VolumeId ? { volumeId: raw.VolumeId } : {}),
+    volumeSizeGiB: raw.VolumeSize ?? 0,
+    ...(raw.FullSnapshotSizeInBytes === undefined ? {} : { fullSizeBytes: raw.FullSnapshotSizeInBytes }),
+    startTime: new Date(raw.StartTime),
+    description: raw.Description ?? '',
+    state: raw.State ?? 'unknown',
+    tags,
+    ...(raw.StorageTier ? { storageTier: raw.StorageTier } : {}),
+  };
+}
+
+export function createSharing(deps: AdapterDeps = {}): SharingPort {
+  const ec2 = deps.ec2 ?? awsClients.ec2;
+  const call = makeCall(deps);
+
+  return {
+    async imageLaunchPermissions(imageId) {
+      const output = await call('DescribeImageAttribute', (options) =>
+        ec2.send(
+          new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: 'launchPermission' }),
+          options,
+        ),
+      );
+      return toPermissions(output.LaunchPermissions ?? []);
+    },
+
+    async snapshotPermissions(snapshotId) {
+      const output = await call('DescribeSnapshotAttribute', (options) =>
+        ec2.send(
+          new DescribeSnapshotAttributeCommand({
+            SnapshotId: snapshotId,
+            Attribute: 'createVolumePermission',
+          }),
+          options,
+        ),
+      );
+      return toPermissions(output.CreateVolumePermissions ?? []);
+    },
+
+    async removeImagePermissions(imageId, offending) {
+      const remove: LaunchPermission[] = [
+        ...(offending.public ? [{ Group: 'all' as const }] : []),
+        ...offending.accounts.map((UserId) => ({ UserId })),
+        ...offending.organizations.map((OrganizationArn) => ({ OrganizationArn })),
+        ...offending.organizationalUnits.map((OrganizationalUnitArn) => ({ OrganizationalUnitArn })),
+      ];
+      if (remove.length === 0) return;
+      await call('ModifyImageAttribute', (options) =>
+        ec2.send(
+          new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Remove: remove } }),
+          options,
+        ),
+      );
+    },
+
+    async removeSnapshotPermissions(snapshotId, offending) {
+      if (!offending.public && offending.accounts.length === 0) return;
+      // The flat OperationType form: every EC2 endpoint (and emulator) honours it.
+      await call('ModifySnapshotAttribute', (options) =>
+        ec2.send(
+          new ModifySnapshotAttributeCommand({
+            SnapshotId: snapshotId,
+            Attribute: 'createVolumePermission',
+            OperationType: 'remove',
+            ...(offending.public ? { GroupNames: ['all'] } : {}),
+            ...(offending.accounts.length > 0 ? { UserIds: offending.accounts } : {}),
+          }),
+          options,
+        ),
+      );
+    },
+
+    async describeSnapshot(snapshotId) {
+      try {
+        const output = await call('DescribeSnapshots', (options) =>
+          ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }), options),
+        );
+        const raw = output.Snapshots?.[0];
+        return raw ? toSnapshot(raw) : undefined;
+      } catch (error) {
+        if (MISSING_SNAPSHOT_CODES.has(errorCode(error))) return undefined;
+        throw error;
+      }
+    },
+
+    async tagResource(resourceId, tags) {
+      const entries = Object.entries(tags);
+      if (entries.length === 0) return;
+      await call('CreateTags', (options) =>
+        ec2.send(
+          new CreateTagsCommand({
+            Resources: [resourceId],
+            Tags: entries.map(([Key, Value]) => ({ Key, Value })),
+          }),
+          options,
+        ),
+      );
+    },
+
+    async untagResource(resourceId, keys) {
+      // DeleteTags without Tags deletes every tag on the resource, so an empty list must not reach it.
+      if (keys.length === 0) return;
+      await call('DeleteTags', (options) =>
+        ec2.send(
+          new DeleteTagsCommand({ Resources: [resourceId], Tags: keys.map((Key) => ({ Key })) }),
+          options,
+        ),
+      );
+    },
+  };
+}
