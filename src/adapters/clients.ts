@@ -1,4 +1,5 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
@@ -13,6 +14,7 @@ export interface AwsClients {
   autoScaling: AutoScalingClient;
   ssm: SSMClient;
   sts: STSClient;
+  cloudTrail: CloudTrailClient;
 }
 
 export interface AwsClientsConfig {
@@ -28,6 +30,7 @@ export function createAwsClients(config: AwsClientsConfig = {}): AwsClients {
     autoScaling: new AutoScalingClient(common),
     ssm: new SSMClient(common),
     sts: new STSClient(common),
+    cloudTrail: new CloudTrailClient(common),
   };
 }
 

@@ -11,12 +11,18 @@ export interface SweepEnvironment {
 export interface EventEnvironment extends SweepEnvironment {
   /** Name of the SSM SecureString holding the Slack webhook URL; the URL itself never sits in env. */
   slackWebhookParameter: string | undefined;
+  /** SSM path under which small alert state (what was last alerted on) is kept. */
+  stateParameterPrefix: string;
 }
 
 /** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
 export function readEventEnvironment(env: NodeJS.ProcessEnv = process.env): EventEnvironment {
   const name = env.AMI_JANITOR_SLACK_WEBHOOK_PARAMETER?.trim();
-  return { ...readSweepEnvironment(env), slackWebhookParameter: name ? name : undefined };
+  return {
+    ...readSweepEnvironment(env),
+    slackWebhookParameter: name ? name : undefined,
+    stateParameterPrefix: env.AMI_JANITOR_STATE_PARAMETER_PREFIX?.trim() || '/ami-janitor/state',
+  };
 }
 
 /** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */

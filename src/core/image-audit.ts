@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Policy } from '../config/policy.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import type { ImageEvent } from '../events/image-event.ts';
-import type { Finding, Image, Severity, SharePermissions } from '../model.ts';
+import type { Caller, Finding, Image, Severity, SharePermissions } from '../model.ts';
 import {
   type Alert,
   alertMessage,
@@ -93,8 +93,7 @@ async function tagNewImage(
 
   // Existing values win: a replayed event, or a creator tag set by hand, is never overwritten.
   const wanted: Record<string, string> = {
-    [CREATED_BY_TAG]: truncateTag(event.caller.arn),
-    ...(event.caller.sessionName ? { [CREATED_BY_SESSION_TAG]: truncateTag(event.caller.sessionName) } : {}),
+    ...creatorTags(event.caller),
     [CREATED_AT_TAG]: event.eventTime.toISOString(),
   };
   const ttl = options.policy.defaultTtlDays;
@@ -371,6 +370,13 @@ function highest(findings: readonly Finding[]): Severity {
 
 function capitalise(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export function creatorTags(caller: Caller): Record<string, string> {
+  return {
+    [CREATED_BY_TAG]: truncateTag(caller.arn),
+    ...(caller.sessionName ? { [CREATED_BY_SESSION_TAG]: truncateTag(caller.sessionName) } : {}),
+  };
 }
 
 /** EC2 tag values are at most 256 characters. */

@@ -61,6 +61,12 @@ export interface SharingPort {
   untagResource(resourceId: string, keys: readonly string[]): Promise<void>;
 }
 
+/** A few small values that must outlive one invocation, such as what was last alerted on. */
+export interface StateStore {
+  get(key: string): Promise<string | undefined>;
+  put(key: string, value: string): Promise<void>;
+}
+
 /** Lambda's remaining time, or an unbounded budget for the CLI. */
 export interface Deadline {
   remainingMs(): number;

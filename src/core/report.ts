@@ -1,8 +1,23 @@
 import type { ActionOutcome, DeferredImage, Finding, Plan, ScheduledRemoval } from '../model.ts';
+import type { TrailHealth } from './account-audit.ts';
 
 export interface ImageFinding extends Finding {
   imageId: string;
   name: string;
+}
+
+/** A finding about the account or Region rather than one image (e.g. no CloudTrail trail). */
+export interface AccountFinding extends Finding {
+  resourceId: string;
+}
+
+export interface AttributionSummary {
+  /** Images without the creator tag that were looked up in CloudTrail. */
+  examined: number;
+  found: number;
+  tagged: number;
+  /** Untagged images older than CloudTrail's 90-day event history, which cannot be looked up. */
+  skipped: number;
 }
 
 export interface RunTotals {
@@ -42,6 +57,9 @@ export interface RunReport {
   scheduled: ScheduledRemoval[];
   deferred: DeferredImage[];
   findings: ImageFinding[];
+  accountFindings: AccountFinding[];
+  trail?: TrailHealth;
+  attribution?: AttributionSummary;
   warnings: string[];
 }
 
@@ -51,6 +69,9 @@ export interface ReportMeta {
   startedAt: Date;
   finishedAt: Date;
   warnings: string[];
+  accountFindings?: AccountFinding[];
+  trail?: TrailHealth;
+  attribution?: AttributionSummary;
 }
 
 export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportMeta): RunReport {
@@ -79,7 +100,7 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
       images: plan.inventorySize,
       kept: plan.decisions.filter((d) => d.verdict === 'keep').length,
       eligible: plan.decisions.filter((d) => d.verdict === 'expire').length,
-      findings: findings.length,
+      findings: findings.length + (meta.accountFindings?.length ?? 0),
       pending: count('*', 'planned', 'dry-run'),
       marked: count('mark', 'done'),
       unmarked: count('unmark', 'done'),
@@ -99,6 +120,9 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     scheduled: plan.scheduled,
     deferred: plan.deferred,
     findings,
+    accountFindings: meta.accountFindings ?? [],
+    ...(meta.trail ? { trail: meta.trail } : {}),
+    ...(meta.attribution ? { attribution: meta.attribution } : {}),
     warnings,
   };
 }

@@ -1,17 +1,35 @@
 import type { Policy } from '../config/policy.ts';
-import { InventoryError } from '../errors.ts';
-import type { ActionOutcome, Plan } from '../model.ts';
+import { errorCode, errorMessage, InventoryError } from '../errors.ts';
+import type { ActionOutcome, Caller, Image, Plan } from '../model.ts';
 import { buildFacts } from '../rules/family.ts';
 import { evaluateImage } from '../rules/index.ts';
+import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
 import { executePlan } from './executor.ts';
+import { creatorTags } from './image-audit.ts';
 import { buildPlan } from './planner.ts';
 import type { Deadline, ImageActionsPort, InventoryPort, Log } from './ports.ts';
-import { buildReport, type RunReport } from './report.ts';
+import {
+  type AttributionSummary,
+  buildReport,
+  type AccountFinding as ReportAccountFinding,
+  type RunReport,
+} from './report.ts';
 
 export interface SweepPorts {
   inventory: InventoryPort;
   actions: ImageActionsPort;
   log: Log;
+  /** Whether CloudTrail feeds the real-time audit; checked first, reported as an account finding. */
+  trailHealth?: TrailHealthCheck;
+  /** Finds who created images that lack the creator tag (made before deployment). */
+  attribution?: CreatorBackfill;
+}
+
+export interface CreatorBackfill {
+  backfill(
+    images: readonly Image[],
+    options: { now: Date; max: number },
+  ): Promise<{ found: Map<string, Caller>; examined: number; skipped: number; error?: Error }>;
 }
 
 export interface SweepRequest {
@@ -39,6 +57,10 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   const { log } = ports;
   const startedAt = new Date();
 
+  const accountFindings: AccountFinding[] = [];
+  const warnings: string[] = [];
+  const trail = await checkTrail(ports, request.region, accountFindings, warnings);
+
   const { accountId, images, references } = await gatherFacts(ports.inventory);
   const facts = buildFacts(images, references, accountId, policy.keepLatest.familyTags);
 
@@ -65,7 +87,6 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   }
 
   const plan = buildPlan({ accountId, region: request.region, images, decisions, policy, now });
-  const warnings: string[] = [];
   let execute = request.mode === 'apply';
   if (execute && plan.actions.length > 0 && request.confirm && !(await request.confirm(plan))) {
     warnings.push('apply was not confirmed: nothing was changed');
@@ -83,12 +104,27 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
       })
     : plan.actions.map((action) => ({ action, status: 'planned', warnings: [], snapshots: [] }));
 
+  const attribution =
+    execute && ports.attribution && policy.attribution.maxLookupsPerRun > 0
+      ? await backfillCreators(
+          ports.attribution,
+          ports.actions,
+          images,
+          { now, max: policy.attribution.maxLookupsPerRun },
+          warnings,
+          log,
+        )
+      : undefined;
+
   const report = buildReport(plan, outcomes, {
     mode: request.mode,
     dryRun: request.mode === 'apply' && request.dryRun,
     startedAt,
     finishedAt: new Date(),
     warnings,
+    accountFindings: accountFindings.map((finding) => ({ ...finding, resourceId: accountId })),
+    ...(trail ? { trail } : {}),
+    ...(attribution ? { attribution } : {}),
   });
   log.info('sweep summary', {
     mode: report.mode,
@@ -100,6 +136,53 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     totals: report.totals,
   });
   return report;
+}
+
+type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
+
+async function checkTrail(
+  ports: SweepPorts,
+  region: string,
+  findings: AccountFinding[],
+  warnings: string[],
+): Promise<TrailHealth | undefined> {
+  if (!ports.trailHealth) return undefined;
+  try {
+    const trail = await ports.trailHealth.check(region);
+    if (!trail.ok) findings.push({ rule: 'trail-health', severity: 'high', reason: trail.reason });
+    return trail;
+  } catch (error) {
+    // Not knowing whether CloudTrail is on is worth a warning, never a reason to skip the sweep.
+    warnings.push(`CloudTrail trails could not be checked (${errorCode(error)}): ${errorMessage(error)}`);
+    return undefined;
+  }
+}
+
+/**
+ * Tags the creator of images made before ami-janitor was deployed. These are bookkeeping tags on
+ * the image, like the real-time audit's, so they are written in dry run too.
+ */
+async function backfillCreators(
+  attribution: CreatorBackfill,
+  actions: ImageActionsPort,
+  images: readonly Image[],
+  options: { now: Date; max: number },
+  warnings: string[],
+  log: Log,
+): Promise<AttributionSummary> {
+  const result = await attribution.backfill(images, options);
+  if (result.error) warnings.push(`creator lookup stopped early: ${result.error.message}`);
+  let tagged = 0;
+  for (const [imageId, caller] of result.found) {
+    try {
+      await actions.tagImage(imageId, creatorTags(caller));
+      tagged += 1;
+      log.info('creator found', { imageId, rule: 'attribution', verdict: 'tagged', reason: caller.arn });
+    } catch (error) {
+      warnings.push(`image ${imageId}: creator tag not written (${errorCode(error)})`);
+    }
+  }
+  return { examined: result.examined, found: result.found.size, tagged, skipped: result.skipped };
 }
 
 async function gatherFacts(inventory: InventoryPort) {

@@ -2,13 +2,19 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
+import { backfillCreators, createCreatorLookup, createTrailHealthCheck } from '../adapters/cloudtrail.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
-import { readSweepEnvironment } from '../config/env.ts';
+import { createSsmStateStore } from '../adapters/state.ts';
+import { readEventEnvironment } from '../config/env.ts';
 import { loadPolicyFile, type Policy } from '../config/policy.ts';
-import type { ImageActionsPort, InventoryPort, Log } from '../core/ports.ts';
+import type { TrailHealthCheck } from '../core/account-audit.ts';
+import { CREATED_BY_TAG } from '../core/image-audit.ts';
+import type { ImageActionsPort, InventoryPort, Log, StateStore } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
-import { runSweep } from '../core/sweep.ts';
+import { type CreatorBackfill, runSweep } from '../core/sweep.ts';
+import { alertOnTrailChange } from '../core/trail-alert.ts';
 import { logger } from '../logger.ts';
+import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
 
 /** The EventBridge schedule's event; its `time` is the run's clock, so a retried event replays the same run. */
 const scheduledEvent = z.looseObject({
@@ -35,7 +41,14 @@ const sweepEvent = z.union([scheduledEvent, manualEvent]);
 
 export interface SweepDependencies {
   /** Adapters for one invocation; the signal aborts AWS calls still in flight near the timeout. */
-  ports: (signal: AbortSignal | undefined) => { inventory: InventoryPort; actions: ImageActionsPort };
+  ports: (signal: AbortSignal | undefined) => {
+    inventory: InventoryPort;
+    actions: ImageActionsPort;
+    trailHealth?: TrailHealthCheck;
+    attribution?: CreatorBackfill;
+  };
+  /** Alerts (e.g. the Region's real-time audit going blind) and the state that deduplicates them. */
+  alerts?: { notifier: Notifier; state: StateStore };
   policy: Policy;
   region: string;
   dryRun: boolean;
@@ -72,18 +85,38 @@ export function makeSweepHandler(deps: SweepDependencies) {
       },
     );
     deps.log.info('run report', { report });
+    if (deps.alerts) {
+      const trailAlert = await alertOnTrailChange(report.trail, {
+        accountId: report.accountId,
+        ...deps.alerts,
+        log: deps.log,
+      });
+      deps.log.info('trail health', { verdict: report.trail?.ok ? 'ok' : 'blind', alert: trailAlert });
+    }
     return report;
   };
 }
 
 function defaultDependencies(): SweepDependencies {
-  const env = readSweepEnvironment();
+  const env = readEventEnvironment();
   const policy = loadPolicyFile(env.policyFile);
   return {
-    ports: (signal) => ({
-      inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions, signal }),
-      actions: createImageActions({ signal }),
-    }),
+    ports: (signal) => {
+      const lookup = createCreatorLookup({ signal });
+      return {
+        inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions, signal }),
+        actions: createImageActions({ signal }),
+        trailHealth: createTrailHealthCheck({ signal }),
+        attribution: {
+          backfill: (images, { now, max }) =>
+            backfillCreators(images, lookup, { now, max, createdByTag: CREATED_BY_TAG }),
+        },
+      };
+    },
+    alerts: {
+      notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
+      state: createSsmStateStore({ prefix: env.stateParameterPrefix }),
+    },
     policy,
     region: env.region,
     dryRun: env.dryRun,
