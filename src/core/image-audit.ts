@@ -222,21 +222,23 @@ async function auditExposure(
     };
   }
   const digest = exposureDigest(offending);
-  if (previous === digest) {
-    return {
-      status: 'already-alerted',
-      resourceId: subject.id,
-      detail: 'this exact exposure was alerted before and has not changed',
-      findings,
-    };
-  }
+  const alreadyAlerted: AuditOutcome = {
+    status: 'already-alerted',
+    resourceId: subject.id,
+    detail: 'this exact exposure was alerted before and has not changed',
+    findings,
+  };
+  const remediate = options.policy.sharing.remediate;
+  // Remediation is tried on every event, even for an exposure already alerted on: it may have
+  // failed before, or been switched on since. Only the alert is deduplicated.
+  if (previous === digest && !(remediate && !options.dryRun)) return alreadyAlerted;
 
   let remediation: AuditOutcome['remediation'] = 'off';
   let remediationText = 'Not remediated: `sharing.remediate` is off.';
-  if (options.policy.sharing.remediate && options.dryRun) {
+  if (remediate && options.dryRun) {
     remediation = 'dry-run';
     remediationText = 'Not remediated: dry run is on (the permissions below would have been removed).';
-  } else if (options.policy.sharing.remediate) {
+  } else if (remediate) {
     try {
       await subject.remove(offending);
       remediation = 'removed';
@@ -246,6 +248,7 @@ async function auditExposure(
       remediationText = `Remediation FAILED (${errorCode(error)}): ${errorMessage(error)}`;
     }
   }
+  if (previous === digest && remediation === 'failed') return { ...alreadyAlerted, remediation };
 
   const severity = highest(findings);
   const alert: Alert = {

@@ -39,8 +39,8 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
   readonly sharing = new Map<string, SharePermissions>();
   /** Every mutating call, in order, so tests can assert exactly what a run changed. */
   readonly calls: string[] = [];
-  /** Errors to raise on the next matching call, keyed `operation:resourceId`. */
-  readonly failures = new Map<string, Error>();
+  /** Errors to raise on the next matching calls, in order, keyed `operation:resourceId`. */
+  readonly failures = new Map<string, Error[]>();
 
   constructor(seed: MemoryAccountSeed) {
     this.id = seed.accountId;
@@ -73,7 +73,8 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
   }
 
   failNext(operation: string, resourceId: string, code: string, message = `${code} (injected)`): void {
-    this.failures.set(`${operation}:${resourceId}`, new MemoryError(code, message));
+    const key = `${operation}:${resourceId}`;
+    this.failures.set(key, [...(this.failures.get(key) ?? []), new MemoryError(code, message)]);
   }
 
   async accountId(): Promise<string> {
@@ -238,10 +239,10 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
 
   private raiseInjected(operation: string, resourceId: string): void {
     const key = `${operation}:${resourceId}`;
-    const error = this.failures.get(key);
-    if (error) {
-      this.failures.delete(key);
-      throw error;
-    }
+    const [error, ...rest] = this.failures.get(key) ?? [];
+    if (!error) return;
+    if (rest.length > 0) this.failures.set(key, rest);
+    else this.failures.delete(key);
+    throw error;
   }
 }

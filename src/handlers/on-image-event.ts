@@ -7,7 +7,7 @@ import { readEventEnvironment } from '../config/env.ts';
 import { loadPolicyFile, type Policy } from '../config/policy.ts';
 import { type AuditOutcome, auditImageEvent } from '../core/image-audit.ts';
 import type { ImageActionsPort, Log, SharingPort } from '../core/ports.ts';
-import { parseImageEvent } from '../events/image-event.ts';
+import { type ImageEvent, parseImageEvent } from '../events/image-event.ts';
 import { logger } from '../logger.ts';
 import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
 
@@ -57,8 +57,7 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
     deps.log.info('event audited', {
       eventId: imageEvent.eventId,
       eventName: imageEvent.eventName,
-      imageId: imageEvent.kind === 'snapshot-sharing' ? undefined : outcome.resourceId,
-      snapshotId: imageEvent.kind === 'snapshot-sharing' ? outcome.resourceId : undefined,
+      ...resourceKey(imageEvent.kind, outcome.resourceId),
       caller: imageEvent.caller.arn,
       verdict: outcome.status,
       reason: outcome.detail,
@@ -67,6 +66,14 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
     });
     return outcome;
   };
+}
+
+/** Logs key the resource by its kind, so an account id is never logged as an image id. */
+function resourceKey(kind: ImageEvent['kind'], resourceId: string | undefined): Record<string, string> {
+  if (resourceId === undefined) return {};
+  if (kind === 'snapshot-sharing') return { snapshotId: resourceId };
+  if (kind === 'block-public-access-disabled') return { accountId: resourceId };
+  return { imageId: resourceId };
 }
 
 function defaultDependencies(): ImageEventDependencies {
