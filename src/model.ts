@@ -118,6 +118,8 @@ export interface Plan {
   /** Marked earlier, still eligible, grace not yet over. */
   scheduled: ScheduledRemoval[];
   cap: { limit: number; eligible: number; capped: boolean };
+  /** Orphaned snapshots; absent when the run did not look at snapshots. */
+  snapshots?: SnapshotPlan;
 }
 
 /** `planned`: a read-only plan; `dry-run`: apply with dry run on, so nothing was changed. */
@@ -190,4 +192,54 @@ export interface Snapshot {
   state: string;
   tags: Readonly<Record<string, string>>;
   storageTier?: string;
+}
+
+export interface SnapshotFacts {
+  accountId: string;
+  /** Images (any state, disabled and deprecated included) whose block devices use this snapshot. */
+  usedBy: readonly string[];
+  /** Every image id the account still has, to tell whether a snapshot's named image is gone. */
+  existingImageIds: ReadonlySet<string>;
+  locked: boolean;
+  /** Whether the source volume still exists; undefined when volumes were not listed. */
+  volumeExists?: boolean;
+  /** Create-volume permissions; read only for snapshots that would otherwise be orphans. */
+  sharing?: SharePermissions | 'unknown';
+}
+
+export interface SnapshotDecision {
+  snapshotId: string;
+  verdict: 'keep' | 'orphan';
+  rule: string;
+  reason: string;
+  sizeGiB: number;
+  /** The image its description names, when it names one. */
+  imageId?: string;
+}
+
+export type SnapshotActionKind = 'mark' | 'delete' | 'unmark';
+
+export interface PlannedSnapshotAction {
+  kind: SnapshotActionKind;
+  snapshotId: string;
+  rule: string;
+  reason: string;
+  sizeGiB: number;
+  removeAfter?: string;
+}
+
+export interface SnapshotActionOutcome {
+  action: PlannedSnapshotAction;
+  status: OutcomeStatus;
+  detail?: string;
+  errorCode?: string;
+}
+
+export interface SnapshotPlan {
+  inventorySize: number;
+  decisions: SnapshotDecision[];
+  actions: PlannedSnapshotAction[];
+  deferred: { snapshotId: string; sizeGiB: number; reason: string }[];
+  scheduled: { snapshotId: string; sizeGiB: number; removeAfter: string; markedAt: string }[];
+  cap: { limit: number; eligible: number; capped: boolean };
 }

@@ -5,6 +5,7 @@ import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '..
 import type { ImageActionsPort, InventoryPort, SharingPort, SnapshotInventoryPort } from '../core/ports.ts';
 import { unboundedDeadline } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
+import type { SnapshotPorts } from '../core/snapshot-sweep.ts';
 import { runSweep } from '../core/sweep.ts';
 import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../demo/demo-account.ts';
 import { MemoryAccount } from '../demo/memory-account.ts';
@@ -115,7 +116,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   let report: RunReport;
   try {
     report = await runSweep(
-      { ...ports, log: logger },
+      {
+        inventory: ports.inventory,
+        actions: ports.actions,
+        trailHealth: ports.trailHealth,
+        snapshots: snapshotPorts(ports),
+        log: logger,
+      },
       {
         policy,
         region,
@@ -217,6 +224,20 @@ function demoPorts(now: Date): AccountPorts {
     }),
   };
   return { inventory: account, actions: account, snapshots: account, sharing: account, trailHealth };
+}
+
+function snapshotPorts(ports: AccountPorts): SnapshotPorts {
+  const { sharing, actions } = ports;
+  return {
+    inventory: ports.snapshots,
+    sharing,
+    actions: {
+      describeSnapshot: (id) => sharing.describeSnapshot(id),
+      tagResource: (id, tags) => sharing.tagResource(id, tags),
+      untagResource: (id, keys) => sharing.untagResource(id, keys),
+      deleteSnapshot: (id) => actions.deleteSnapshot(id),
+    },
+  };
 }
 
 async function audit(

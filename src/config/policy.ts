@@ -9,6 +9,7 @@ import { keepLatestSchema } from '../rules/keep-latest.ts';
 import { requiredTagsSchema } from '../rules/required-tags.ts';
 import { dayCount } from '../rules/schema-parts.ts';
 import { sharingSchema } from '../rules/sharing.ts';
+import { snapshotSchema } from '../rules/snapshot-orphan.ts';
 
 /**
  * The whole policy: the planner's own keys plus the keys each rule declares. Every object is
@@ -23,10 +24,13 @@ export const policySchema = z.strictObject({
   ...expiryTagSchema,
   ...requiredTagsSchema,
   ...sharingSchema,
+  ...snapshotSchema,
   graceDays: dayCount.default(7),
   maxRemovalsPerRun: z.number().int().min(0).default(100),
   maxRemovalsPercent: z.number().gt(0).max(100).nullable().default(null),
   deleteSnapshots: z.boolean().default(true),
+  /** The Slack digest after a scheduled sweep: only when something changed, after every sweep, or never. */
+  digest: z.enum(['changes', 'always', 'never']).default('changes'),
   /** New images get `ami-janitor:expires-at` = creation + this many days, unless already tagged. */
   defaultTtlDays: z.number().int().min(1).nullable().default(null),
   attribution: z

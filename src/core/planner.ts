@@ -141,6 +141,6 @@ function deprecationIsOurs(image: Image, markedAt: Date, graceDays: number): boo
   return Math.abs(image.deprecationTime.getTime() - expected) <= DEPRECATION_MATCH_TOLERANCE_MS;
 }
 
-function addDays(date: Date, days: number): Date {
+export function addDays(date: Date, days: number): Date {
   return new Date(date.getTime() + days * DAY_MS);
 }

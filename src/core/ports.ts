@@ -46,6 +46,14 @@ export interface ImageActionsPort {
 export interface SnapshotInventoryPort {
   /** Every snapshot the account owns in the Region, all pages. */
   listOwnedSnapshots(accountId: string): Promise<Snapshot[]>;
+  /**
+   * Snapshots under a lock that still applies (every lock state but `expired`), all pages.
+   * `supported: false` when the endpoint lacks DescribeLockedSnapshots (emulators); a refused or
+   * throttled call throws an InventoryError instead, since the locks are then unknown.
+   */
+  lockedSnapshotIds(): Promise<{ supported: boolean; ids: Set<string> }>;
+  /** Ids of every volume in the Region, all pages: for `all-unreferenced`, to tell a source volume is gone. */
+  existingVolumeIds(): Promise<Set<string>>;
 }
 
 /** Who may use an image or snapshot, and taking that away: the real-time audit's reach into AWS. */

@@ -1,4 +1,12 @@
-import type { ActionOutcome, DeferredImage, Finding, Plan, ScheduledRemoval } from '../model.ts';
+import type {
+  ActionOutcome,
+  DeferredImage,
+  Finding,
+  Plan,
+  ScheduledRemoval,
+  SnapshotActionOutcome,
+  SnapshotPlan,
+} from '../model.ts';
 import type { TrailHealth } from './account-audit.ts';
 
 export interface ImageFinding extends Finding {
@@ -36,8 +44,34 @@ export interface RunTotals {
   notReached: number;
   scheduled: number;
   deferred: number;
+  /** Every snapshot deleted this run: with its image, or as an orphan. */
   snapshotsDeleted: number;
   snapshotsFailed: number;
+  /** Snapshots examined for orphans, and how they were decided and handled. */
+  snapshots: number;
+  snapshotsKept: number;
+  orphans: number;
+  snapshotsMarked: number;
+  snapshotsUnmarked: number;
+  orphansDeleted: number;
+  snapshotsScheduled: number;
+  snapshotsDeferred: number;
+}
+
+/** Standard-tier EBS snapshot storage, per GB-month, in US East; other Regions differ slightly. */
+export const SNAPSHOT_PRICE_PER_GB_MONTH_USD = 0.05;
+
+export interface CostEstimate {
+  pricePerGbMonthUsd: number;
+  /** Snapshot GiB actually deleted this run. */
+  reclaimedGiB: number;
+  /** Snapshot GiB this run would delete: a plan's or a dry run's deletions. */
+  reclaimableGiB: number;
+  /** Snapshot GiB marked and waiting for their grace period to end. */
+  scheduledGiB: number;
+  /** (reclaimed + reclaimable) × price. */
+  estimatedMonthlySavingUsd: number;
+  note: string;
 }
 
 export interface RunReport {
@@ -58,6 +92,11 @@ export interface RunReport {
   deferred: DeferredImage[];
   findings: ImageFinding[];
   accountFindings: AccountFinding[];
+  snapshotDecisions: SnapshotPlan['decisions'];
+  snapshotActions: SnapshotActionOutcome[];
+  snapshotScheduled: SnapshotPlan['scheduled'];
+  snapshotDeferred: SnapshotPlan['deferred'];
+  cost: CostEstimate;
   trail?: TrailHealth;
   attribution?: AttributionSummary;
   warnings: string[];
@@ -72,19 +111,33 @@ export interface ReportMeta {
   accountFindings?: AccountFinding[];
   trail?: TrailHealth;
   attribution?: AttributionSummary;
+  snapshotOutcomes?: SnapshotActionOutcome[];
+  /** GiB by snapshot id, for every snapshot the run knows, to price what it removes. */
+  snapshotSizes?: ReadonlyMap<string, number>;
 }
 
 export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportMeta): RunReport {
   const findings = plan.decisions.flatMap((decision) =>
     decision.findings.map((finding) => ({ imageId: decision.imageId, name: decision.name, ...finding })),
   );
+  const snapshotOutcomes = meta.snapshotOutcomes ?? [];
+  const snapshotPlan = plan.snapshots;
+  const all: { action: { kind: string }; status: string }[] = [...outcomes, ...snapshotOutcomes];
   const count = (kind: string, ...statuses: string[]) =>
-    outcomes.filter((o) => (kind === '*' || o.action.kind === kind) && statuses.includes(o.status)).length;
-  const snapshots = outcomes.flatMap((o) => o.snapshots);
+    all.filter((o) => (kind === '*' || o.action.kind === kind) && statuses.includes(o.status)).length;
+  const countSnapshots = (kind: string, status: string) =>
+    snapshotOutcomes.filter((o) => o.action.kind === kind && o.status === status).length;
+  const imageSnapshots = outcomes.flatMap((o) => o.snapshots);
+  const orphansDeleted = countSnapshots('delete', 'done');
   const warnings = [...meta.warnings];
   if (plan.cap.capped) {
     warnings.push(
       `blast-radius cap: ${plan.cap.eligible} images were due for removal but only ${plan.cap.limit} may be removed per run; ${plan.deferred.length} deferred`,
+    );
+  }
+  if (snapshotPlan?.cap.capped) {
+    warnings.push(
+      `blast-radius cap: ${snapshotPlan.cap.eligible} orphaned snapshots were due for deletion but only ${snapshotPlan.cap.limit} may be deleted per run; ${snapshotPlan.deferred.length} deferred`,
     );
   }
   return {
@@ -95,7 +148,7 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     asOf: plan.asOf,
     startedAt: meta.startedAt.toISOString(),
     finishedAt: meta.finishedAt.toISOString(),
-    complete: !outcomes.some((o) => o.status === 'not-reached'),
+    complete: !all.some((o) => o.status === 'not-reached'),
     totals: {
       images: plan.inventorySize,
       kept: plan.decisions.filter((d) => d.verdict === 'keep').length,
@@ -111,8 +164,17 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
       notReached: count('*', 'not-reached'),
       scheduled: plan.scheduled.length,
       deferred: plan.deferred.length,
-      snapshotsDeleted: snapshots.filter((s) => s.status === 'deleted').length,
-      snapshotsFailed: snapshots.filter((s) => s.status === 'failed').length,
+      snapshotsDeleted: imageSnapshots.filter((s) => s.status === 'deleted').length + orphansDeleted,
+      snapshotsFailed:
+        imageSnapshots.filter((s) => s.status === 'failed').length + countSnapshots('delete', 'failed'),
+      snapshots: snapshotPlan?.inventorySize ?? 0,
+      snapshotsKept: snapshotPlan?.decisions.filter((d) => d.verdict === 'keep').length ?? 0,
+      orphans: snapshotPlan?.decisions.filter((d) => d.verdict === 'orphan').length ?? 0,
+      snapshotsMarked: countSnapshots('mark', 'done'),
+      snapshotsUnmarked: countSnapshots('unmark', 'done'),
+      orphansDeleted,
+      snapshotsScheduled: snapshotPlan?.scheduled.length ?? 0,
+      snapshotsDeferred: snapshotPlan?.deferred.length ?? 0,
     },
     cap: plan.cap,
     decisions: plan.decisions,
@@ -121,8 +183,53 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     deferred: plan.deferred,
     findings,
     accountFindings: meta.accountFindings ?? [],
+    snapshotDecisions: snapshotPlan?.decisions ?? [],
+    snapshotActions: snapshotOutcomes,
+    snapshotScheduled: snapshotPlan?.scheduled ?? [],
+    snapshotDeferred: snapshotPlan?.deferred ?? [],
+    cost: estimateCost(plan, outcomes, snapshotOutcomes, meta.snapshotSizes ?? new Map()),
     ...(meta.trail ? { trail: meta.trail } : {}),
     ...(meta.attribution ? { attribution: meta.attribution } : {}),
     warnings,
+  };
+}
+
+const WOULD = new Set(['planned', 'dry-run']);
+
+/**
+ * Prices the snapshots a run removes. An upper bound: snapshots are incremental, so deleting one
+ * frees only the blocks no other snapshot of the same volume still holds.
+ */
+function estimateCost(
+  plan: Plan,
+  outcomes: readonly ActionOutcome[],
+  snapshotOutcomes: readonly SnapshotActionOutcome[],
+  sizes: ReadonlyMap<string, number>,
+): CostEstimate {
+  const size = (snapshotId: string) => sizes.get(snapshotId) ?? 0;
+  let reclaimed = 0;
+  let reclaimable = 0;
+  for (const outcome of outcomes) {
+    if (outcome.action.kind !== 'deregister') continue;
+    if (WOULD.has(outcome.status)) {
+      for (const id of outcome.action.snapshotIds ?? []) reclaimable += size(id);
+    }
+    for (const snapshot of outcome.snapshots)
+      if (snapshot.status === 'deleted') reclaimed += size(snapshot.snapshotId);
+  }
+  for (const outcome of snapshotOutcomes) {
+    if (outcome.action.kind !== 'delete') continue;
+    if (outcome.status === 'done') reclaimed += outcome.action.sizeGiB;
+    if (WOULD.has(outcome.status)) reclaimable += outcome.action.sizeGiB;
+  }
+  const scheduled = (plan.snapshots?.scheduled ?? []).reduce((sum, entry) => sum + entry.sizeGiB, 0);
+  const round = (value: number) => Math.round(value * 100) / 100;
+  return {
+    pricePerGbMonthUsd: SNAPSHOT_PRICE_PER_GB_MONTH_USD,
+    reclaimedGiB: round(reclaimed),
+    reclaimableGiB: round(reclaimable),
+    scheduledGiB: round(scheduled),
+    estimatedMonthlySavingUsd: round((reclaimed + reclaimable) * SNAPSHOT_PRICE_PER_GB_MONTH_USD),
+    note: 'upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds; priced at standard-tier $0.05 per GB-month',
   };
 }

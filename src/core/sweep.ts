@@ -1,8 +1,9 @@
 import type { Policy } from '../config/policy.ts';
 import { errorCode, errorMessage, InventoryError } from '../errors.ts';
-import type { ActionOutcome, Caller, Image, Plan } from '../model.ts';
+import type { ActionOutcome, Caller, Image, Plan, SnapshotActionOutcome } from '../model.ts';
 import { buildFacts } from '../rules/family.ts';
 import { evaluateImage } from '../rules/index.ts';
+import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
 import { executePlan } from './executor.ts';
 import { creatorTags } from './image-audit.ts';
@@ -14,6 +15,9 @@ import {
   type AccountFinding as ReportAccountFinding,
   type RunReport,
 } from './report.ts';
+import { executeSnapshotPlan } from './snapshot-executor.ts';
+import { buildSnapshotPlan } from './snapshot-planner.ts';
+import { evaluateSnapshots, type SnapshotPorts } from './snapshot-sweep.ts';
 
 export interface SweepPorts {
   inventory: InventoryPort;
@@ -23,6 +27,8 @@ export interface SweepPorts {
   trailHealth?: TrailHealthCheck;
   /** Finds who created images that lack the creator tag (made before deployment). */
   attribution?: CreatorBackfill;
+  /** Orphaned snapshots; without these ports the sweep looks at images only. */
+  snapshots?: SnapshotPorts;
 }
 
 export interface CreatorBackfill {
@@ -86,23 +92,45 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     }
   }
 
+  const snapshotEvaluation = ports.snapshots
+    ? await gatherStep('snapshots', () =>
+        evaluateSnapshots(ports.snapshots as SnapshotPorts, {
+          accountId,
+          images,
+          policy,
+          now,
+          log,
+          warnings,
+        }),
+      )
+    : undefined;
+
   const plan = buildPlan({ accountId, region: request.region, images, decisions, policy, now });
+  if (snapshotEvaluation) plan.snapshots = buildSnapshotPlan({ ...snapshotEvaluation, policy, now });
   let execute = request.mode === 'apply';
-  if (execute && plan.actions.length > 0 && request.confirm && !(await request.confirm(plan))) {
+  const anything = plan.actions.length + (plan.snapshots?.actions.length ?? 0) > 0;
+  if (execute && anything && request.confirm && !(await request.confirm(plan))) {
     warnings.push('apply was not confirmed: nothing was changed');
     execute = false;
   }
+  const executeOptions = {
+    dryRun: request.dryRun,
+    now,
+    accountId,
+    policy,
+    deadline: request.deadline,
+    reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
+    log,
+  };
   const outcomes: ActionOutcome[] = execute
-    ? await executePlan(plan, ports.actions, {
-        dryRun: request.dryRun,
-        now,
-        accountId,
-        policy,
-        deadline: request.deadline,
-        reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
-        log,
-      })
+    ? await executePlan(plan, ports.actions, executeOptions)
     : plan.actions.map((action) => ({ action, status: 'planned', warnings: [], snapshots: [] }));
+  const snapshotOutcomes: SnapshotActionOutcome[] =
+    plan.snapshots && ports.snapshots
+      ? execute
+        ? await executeSnapshotPlan(plan.snapshots, ports.snapshots.actions, executeOptions)
+        : plan.snapshots.actions.map((action) => ({ action, status: 'planned' }))
+      : [];
 
   const attribution =
     execute && ports.attribution && policy.attribution.maxLookupsPerRun > 0
@@ -117,6 +145,10 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
       : undefined;
 
   const report = buildReport(plan, outcomes, {
+    snapshotOutcomes,
+    snapshotSizes: new Map(
+      (snapshotEvaluation?.snapshots ?? []).map((s) => [s.snapshotId, snapshotSizeGiB(s)]),
+    ),
     mode: request.mode,
     dryRun: request.mode === 'apply' && request.dryRun,
     startedAt,
@@ -185,16 +217,22 @@ async function backfillCreators(
   return { examined: result.examined, found: result.found.size, tagged, skipped: result.skipped };
 }
 
-async function gatherFacts(inventory: InventoryPort) {
+async function gatherStep<T>(what: string, step: () => Promise<T>): Promise<T> {
   try {
+    return await step();
+  } catch (error) {
+    if (error instanceof InventoryError) throw error;
+    throw new InventoryError(`could not gather the account's ${what}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+function gatherFacts(inventory: InventoryPort) {
+  return gatherStep('facts', async () => {
     const accountId = await inventory.accountId();
     const images = await inventory.listOwnedImages();
     const references = await inventory.findReferences(images);
     return { accountId, images, references };
-  } catch (error) {
-    if (error instanceof InventoryError) throw error;
-    throw new InventoryError(`could not gather the account's facts: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  });
 }

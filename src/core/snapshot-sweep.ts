@@ -1,0 +1,97 @@
+import type { Policy } from '../config/policy.ts';
+import { errorCode } from '../errors.ts';
+import type { Image, SharePermissions, Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
+import { evaluateSnapshot } from '../rules/snapshot-orphan.ts';
+import { forEachConcurrent } from './concurrency.ts';
+import type { Log, SharingPort, SnapshotInventoryPort } from './ports.ts';
+import type { SnapshotActionsPort } from './snapshot-executor.ts';
+
+export interface SnapshotPorts {
+  inventory: SnapshotInventoryPort;
+  actions: SnapshotActionsPort;
+  sharing: Pick<SharingPort, 'snapshotPermissions'>;
+}
+
+export interface SnapshotEvaluation {
+  snapshots: Snapshot[];
+  decisions: SnapshotDecision[];
+}
+
+/** Reading sharing costs one call per snapshot, so only orphan candidates pay it, a few at a time. */
+const SHARING_CONCURRENCY = 8;
+
+/**
+ * Gathers the snapshot facts once and decides every snapshot. A missing fact never reads as
+ * "safe to delete": an inventory failure throws (the caller removes nothing), and a snapshot whose
+ * sharing cannot be read is kept.
+ */
+export async function evaluateSnapshots(
+  ports: SnapshotPorts,
+  context: {
+    accountId: string;
+    images: readonly Image[];
+    policy: Policy;
+    now: Date;
+    log: Log;
+    warnings: string[];
+  },
+): Promise<SnapshotEvaluation> {
+  const { accountId, images, policy, now, log, warnings } = context;
+  const snapshots = await ports.inventory.listOwnedSnapshots(accountId);
+  const locks = await ports.inventory.lockedSnapshotIds();
+  if (!locks.supported) {
+    warnings.push(
+      'snapshot locks could not be listed here (DescribeLockedSnapshots unsupported); EBS still refuses to delete a locked snapshot',
+    );
+  }
+  const volumes =
+    policy.snapshots.mode === 'all-unreferenced' ? await ports.inventory.existingVolumeIds() : undefined;
+
+  const usedBy = new Map<string, string[]>();
+  for (const image of images) {
+    for (const snapshotId of image.snapshotIds)
+      usedBy.set(snapshotId, [...(usedBy.get(snapshotId) ?? []), image.imageId]);
+  }
+  const existingImageIds = new Set(images.map((image) => image.imageId));
+  const factsOf = (snapshot: Snapshot, sharing?: SharePermissions | 'unknown'): SnapshotFacts => ({
+    accountId,
+    usedBy: usedBy.get(snapshot.snapshotId) ?? [],
+    existingImageIds,
+    locked: locks.ids.has(snapshot.snapshotId),
+    ...(volumes && snapshot.volumeId ? { volumeExists: volumes.has(snapshot.volumeId) } : {}),
+    ...(volumes && !snapshot.volumeId ? { volumeExists: false } : {}),
+    ...(sharing ? { sharing } : {}),
+  });
+
+  const decisions = new Map<string, SnapshotDecision>();
+  const candidates: Snapshot[] = [];
+  for (const snapshot of snapshots) {
+    const decision = evaluateSnapshot(snapshot, factsOf(snapshot), policy, now);
+    decisions.set(snapshot.snapshotId, decision);
+    if (decision.verdict === 'orphan') candidates.push(snapshot);
+  }
+  await forEachConcurrent(candidates, SHARING_CONCURRENCY, async (snapshot) => {
+    let sharing: SharePermissions | 'unknown';
+    try {
+      sharing = await ports.sharing.snapshotPermissions(snapshot.snapshotId);
+    } catch (error) {
+      sharing = 'unknown';
+      warnings.push(`snapshot ${snapshot.snapshotId}: sharing not readable (${errorCode(error)}); kept`);
+    }
+    decisions.set(snapshot.snapshotId, evaluateSnapshot(snapshot, factsOf(snapshot, sharing), policy, now));
+  });
+
+  const ordered = snapshots.flatMap((snapshot) => {
+    const decision = decisions.get(snapshot.snapshotId);
+    return decision ? [decision] : [];
+  });
+  for (const decision of ordered) {
+    log.info('decision', {
+      snapshotId: decision.snapshotId,
+      rule: decision.rule,
+      verdict: decision.verdict,
+      reason: decision.reason,
+    });
+  }
+  return { snapshots, decisions: ordered };
+}
