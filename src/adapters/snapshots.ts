@@ -1,28 +1,84 @@
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeLockedSnapshotsCommand,
+  DescribeSnapshotsCommand,
+  DescribeVolumesCommand,
+} from '@aws-sdk/client-ec2';
 import type { SnapshotInventoryPort } from '../core/ports.ts';
-import { InventoryError } from '../errors.ts';
+import { errorCode, InventoryError } from '../errors.ts';
+import { logger } from '../logger.ts';
 import type { Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, makeCall, paginate } from './common.ts';
 import { toSnapshot } from './sharing.ts';
 
+/** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
+const SNAPSHOT_PAGE_SIZE = 1000;
+const LOCKED_SNAPSHOT_PAGE_SIZE = 1000;
+const VOLUME_PAGE_SIZE = 500;
+
+/**
+ * The one lock state that no longer protects a snapshot. Every other state (governance,
+ * compliance-cooloff, compliance, and any state EC2 adds later) is read as locked: a guard that
+ * keeps a snapshot too long costs cents, one that lets a deletion through costs data.
+ */
+const EXPIRED_LOCK_STATE = 'expired';
+
+/** What EC2 answers for an action the endpoint does not have (older partitions, emulators). */
+const UNSUPPORTED_CODES = new Set(['InvalidAction', 'UnsupportedOperation']);
+/** errorCode() of an SDK error that carried no AWS error code at all. */
+const CODELESS_NAMES = new Set(['Error', 'UnknownError', 'Unknown']);
+
+function httpStatus(error: unknown): number | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const status = (error as { $metadata?: { httpStatusCode?: unknown } }).$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/**
+ * Whether the endpoint simply lacks the action. moto answers calls it does not implement with an
+ * HTML 500 page, which the SDK cannot parse: a generic Error with no AWS code and only the status.
+ * A 5xx that does carry a code (InternalError, ServiceUnavailable) is a real failure, not this.
+ */
+function isUnsupportedAction(error: unknown): boolean {
+  const code = errorCode(error);
+  if (UNSUPPORTED_CODES.has(code)) return true;
+  const status = httpStatus(error);
+  return status !== undefined && status >= 500 && status <= 599 && CODELESS_NAMES.has(code);
+}
+
+/** A failed enumeration must stop the run: a missing fact never reads as "not locked" or "gone". */
+async function inventoryStep<T>(description: string, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof InventoryError) throw error;
+    throw new InventoryError(`cannot ${description}: ${errorCode(error)}`, { cause: error });
+  }
+}
+
 export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInventoryPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;
+  const log = deps.log ?? logger;
   const call = makeCall(deps);
+  // Once DescribeLockedSnapshots is known to be missing, later calls neither ask nor warn again.
+  let lockApiUnsupported = false;
+
   return {
     async listOwnedSnapshots(accountId) {
-      const snapshots: Snapshot[] = [];
-      try {
+      return inventoryStep("list the account's snapshots", async () => {
+        const snapshots: Snapshot[] = [];
         await paginate(
           'DescribeSnapshots',
           (NextToken) =>
             call('DescribeSnapshots', (options) =>
               ec2.send(
-                // The owner-id filter rather than OwnerIds=self: some endpoints (emulators among
-                // them) ignore OwnerIds, and without either EC2 also lists public snapshots of others.
+                // Both: OwnerIds=self is what EC2 documents, and without an owner EC2 also lists
+                // every public snapshot. Some endpoints (moto among them) ignore OwnerIds and honour
+                // only the owner-id filter, and the ownerId check below catches anything else.
                 new DescribeSnapshotsCommand({
+                  OwnerIds: ['self'],
                   Filters: [{ Name: 'owner-id', Values: [accountId] }],
-                  MaxResults: 1000,
+                  MaxResults: SNAPSHOT_PAGE_SIZE,
                   NextToken,
                 }),
                 options,
@@ -35,13 +91,64 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
             }
           },
         );
+        return snapshots;
+      });
+    },
+
+    async lockedSnapshotIds() {
+      if (lockApiUnsupported) return { supported: false, ids: new Set<string>() };
+      const ids = new Set<string>();
+      let pagesRead = 0;
+      try {
+        // No lock-state filter: a state this code does not know yet must still come back as locked.
+        await paginate(
+          'DescribeLockedSnapshots',
+          (NextToken) =>
+            call('DescribeLockedSnapshots', (options) =>
+              ec2.send(
+                new DescribeLockedSnapshotsCommand({ MaxResults: LOCKED_SNAPSHOT_PAGE_SIZE, NextToken }),
+                options,
+              ),
+            ),
+          (page) => {
+            pagesRead++;
+            for (const entry of page.Snapshots ?? []) {
+              if (entry.SnapshotId && entry.LockState !== EXPIRED_LOCK_STATE) ids.add(entry.SnapshotId);
+            }
+          },
+        );
       } catch (error) {
         if (error instanceof InventoryError) throw error;
-        throw new InventoryError(`cannot list the account's snapshots: ${(error as Error).message}`, {
-          cause: error,
+        // Once a page came back the action exists, so a later failure is a failure. Throttling,
+        // AccessDenied and our own deadline all land here too: the locks are then unknown, not absent.
+        if (pagesRead > 0 || deps.signal?.aborted || !isUnsupportedAction(error)) {
+          throw new InventoryError(`cannot list locked snapshots: ${errorCode(error)}`, { cause: error });
+        }
+        lockApiUnsupported = true;
+        log.warn('DescribeLockedSnapshots is not supported by this endpoint; snapshot locks are unknown', {
+          errorCode: errorCode(error),
+          error,
         });
+        return { supported: false, ids: new Set<string>() };
       }
-      return snapshots;
+      return { supported: true, ids };
+    },
+
+    async existingVolumeIds() {
+      return inventoryStep("list the account's volumes", async () => {
+        const ids = new Set<string>();
+        await paginate(
+          'DescribeVolumes',
+          (NextToken) =>
+            call('DescribeVolumes', (options) =>
+              ec2.send(new DescribeVolumesCommand({ MaxResults: VOLUME_PAGE_SIZE, NextToken }), options),
+            ),
+          (page) => {
+            for (const volume of page.Volumes ?? []) if (volume.VolumeId) ids.add(volume.VolumeId);
+          },
+        );
+        return ids;
+      });
     },
   };
 }

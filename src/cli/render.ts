@@ -34,15 +34,22 @@ export function renderReport(report: RunReport, width: number | undefined): stri
       'Findings',
       report.findings.map((f) => `${f.severity.toUpperCase().padEnd(8)} ${f.imageId} ${f.name}: ${f.reason}`),
     ),
+    ...snapshotTable(report, width),
     ...section(
-      'Snapshots',
+      'Snapshots deleted with their images',
       report.actions.flatMap((o) =>
         o.snapshots.map(
           (s) => `${s.snapshotId} (${o.action.imageId}): ${s.status}${s.detail ? ` - ${s.detail}` : ''}`,
         ),
       ),
     ),
+    ...section(
+      'Account',
+      report.accountFindings.map((f) => `${f.severity.toUpperCase().padEnd(8)} ${f.rule}: ${f.reason}`),
+    ),
     ...section('Warnings', report.warnings),
+    snapshotSummary(report),
+    costSummary(report),
     summary(report),
   ];
   return lines.join('\n');
@@ -65,6 +72,67 @@ export function summary(report: RunReport): string {
     `${t.unmarked} unmarked, ${t.alreadyGone} already gone, ${t.skipped} skipped, ${t.failed} failed, ` +
     `${t.snapshotsFailed} snapshot failures, ${t.notReached} not reached; ${t.scheduled} scheduled, ${t.deferred} deferred.`
   );
+}
+
+/** Snapshots in use by an image are the normal case; listing them would bury the ones that matter. */
+function snapshotTable(report: RunReport, width: number | undefined): string[] {
+  if (report.snapshotDecisions.length === 0) return [];
+  const actions = new Map(report.snapshotActions.map((o) => [o.action.snapshotId, o]));
+  const scheduled = new Map(report.snapshotScheduled.map((entry) => [entry.snapshotId, entry]));
+  const deferred = new Set(report.snapshotDeferred.map((entry) => entry.snapshotId));
+  const shown = report.snapshotDecisions.filter((d) => d.rule !== 'in-use' || actions.has(d.snapshotId));
+  const rows = shown.map((d) => {
+    const outcome = actions.get(d.snapshotId);
+    const entry = scheduled.get(d.snapshotId);
+    let action = '-';
+    if (outcome) {
+      const label =
+        outcome.action.kind === 'mark' && outcome.action.removeAfter
+          ? `mark (delete ${outcome.action.removeAfter.slice(0, 10)})`
+          : outcome.action.kind;
+      action = report.mode === 'plan' ? label : `${label}: ${outcome.status}`;
+    } else if (entry) action = `scheduled ${entry.removeAfter.slice(0, 10)}`;
+    else if (deferred.has(d.snapshotId)) action = 'deferred (cap)';
+    const reason = [d.reason, ...(outcome?.status === 'failed' ? [outcome.detail ?? ''] : [])]
+      .filter(Boolean)
+      .join(' | ');
+    return [d.snapshotId, `${formatGiB(d.sizeGiB)} GiB`, d.verdict, action, d.rule, reason];
+  });
+  const hidden = report.snapshotDecisions.length - shown.length;
+  return [
+    ...table(
+      ['SNAPSHOT', 'SIZE', 'VERDICT', 'ACTION', 'RULE', 'REASON'],
+      sortRows(rows, ['orphan', 'keep']),
+      width,
+    ),
+    ...(hidden > 0 ? [`(${hidden} more snapshots are in use by images and are not listed)`] : []),
+    '',
+  ];
+}
+
+function snapshotSummary(report: RunReport): string {
+  const t = report.totals;
+  const head = `Snapshots: ${t.snapshots} examined, ${t.orphans} orphans, ${t.snapshotsKept} kept`;
+  if (report.mode === 'plan') {
+    const count = (kind: string) => report.snapshotActions.filter((o) => o.action.kind === kind).length;
+    return `${head}; would mark ${count('mark')}, delete ${count('delete')}, unmark ${count('unmark')}; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred by the cap.`;
+  }
+  return `${head}; ${t.snapshotsMarked} marked, ${t.orphansDeleted} deleted, ${t.snapshotsUnmarked} unmarked; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred.`;
+}
+
+function costSummary(report: RunReport): string {
+  const { cost } = report;
+  const amount = `$${cost.estimatedMonthlySavingUsd.toFixed(2)}/month`;
+  const what =
+    cost.reclaimedGiB > 0
+      ? `reclaimed ${formatGiB(cost.reclaimedGiB)} GiB`
+      : `would reclaim ${formatGiB(cost.reclaimableGiB)} GiB`;
+  const later = cost.scheduledGiB > 0 ? `; ${formatGiB(cost.scheduledGiB)} GiB more scheduled` : '';
+  return `Estimated saving: ${what}, up to ${amount}${later} (an upper bound: snapshots are incremental).`;
+}
+
+function formatGiB(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(1);
 }
 
 export function renderAudit(report: AccountAuditReport, width: number | undefined): string {
@@ -98,14 +166,13 @@ function describeAction(outcome: ActionOutcome, mode: RunReport['mode']): string
   return mode === 'plan' ? text : `${text}: ${outcome.status}`;
 }
 
-const VERDICT_ORDER: Record<string, number> = { expire: 0, keep: 1 };
-
-function sortRows(rows: string[][]): string[][] {
-  return [...rows].sort(
-    (a, b) =>
-      (VERDICT_ORDER[a[2] ?? ''] ?? 2) - (VERDICT_ORDER[b[2] ?? ''] ?? 2) ||
-      (a[1] ?? '').localeCompare(b[1] ?? ''),
-  );
+/** Removal candidates first, then by name (or id), so the rows that matter lead. */
+function sortRows(rows: string[][], order: readonly string[] = ['expire', 'keep']): string[][] {
+  const rank = (row: string[]) => {
+    const index = order.indexOf(row[2] ?? '');
+    return index < 0 ? order.length : index;
+  };
+  return [...rows].sort((a, b) => rank(a) - rank(b) || (a[1] ?? '').localeCompare(b[1] ?? ''));
 }
 
 function section(heading: string, entries: string[]): string[] {

@@ -1,5 +1,5 @@
 import { MARKED_AT_TAG } from '../config/policy.ts';
-import { type Image, NOT_SHARED, type Reference, type SharePermissions } from '../model.ts';
+import { type Image, NOT_SHARED, type Reference, type SharePermissions, type Snapshot } from '../model.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
 import type { MemoryAccountSeed } from './memory-account.ts';
 
@@ -162,7 +162,107 @@ export function demoAccount(now: Date): MemoryAccountSeed {
   if (shared) sharing[shared.imageId] = { ...NOT_SHARED, accounts: [OUTSIDE_ACCOUNT_ID] };
   const exposedSnapshot = idOf('web-2026-06-15')?.snapshotIds[0];
   if (exposedSnapshot) sharing[exposedSnapshot] = { ...NOT_SHARED, public: true };
-  return { accountId: DEMO_ACCOUNT_ID, images, references, sharing };
+  const orphans = demoSnapshots(now);
+  const orphanShared = orphans.find((snapshot) => snapshot.tags.Name === 'shared-with-partner');
+  if (orphanShared) sharing[orphanShared.snapshotId] = { ...NOT_SHARED, accounts: [OUTSIDE_ACCOUNT_ID] };
+  return {
+    accountId: DEMO_ACCOUNT_ID,
+    images,
+    references,
+    sharing,
+    snapshots: orphans,
+    lockedSnapshotIds: orphans
+      .filter((snapshot) => snapshot.tags.Name === 'legal-hold')
+      .map((s) => s.snapshotId),
+  };
+}
+
+/**
+ * Snapshots no image uses any more, as deregistering by hand or with other tools leaves them
+ * (on top of each image's own snapshot): true orphans, and every reason one must still be kept.
+ */
+function demoSnapshots(now: Date): Snapshot[] {
+  const ago = (days: number) => new Date(now.getTime() - days * DAY_MS);
+  const gone = (n: number) => `ami-0bad0000000000${n.toString(16).padStart(3, '0')}`;
+  const createdFor = (n: number) => `Created by CreateImage(i-0c0ffee00000000${n}) for ${gone(n)}`;
+  const specs: {
+    name: string;
+    ageDays: number;
+    sizeGiB: number;
+    fullGiB?: number;
+    description: string;
+    tags?: Record<string, string>;
+  }[] = [
+    { name: 'orphan-of-build-17', ageDays: 210, sizeGiB: 30, fullGiB: 11.5, description: createdFor(1) },
+    {
+      name: 'orphan-of-copy',
+      ageDays: 95,
+      sizeGiB: 50,
+      description: `Copied for DestinationAmi ${gone(2)} from SourceAmi ami-0f00000000000abcd for SourceSnapshot snap-0f00000000000abcd. Task created on 1,700,000,000,000.`,
+    },
+    {
+      name: 'orphan-failed-create-image',
+      ageDays: 40,
+      sizeGiB: 100,
+      fullGiB: 64,
+      description: createdFor(3),
+    },
+    {
+      name: 'orphan-marked-earlier',
+      ageDays: 120,
+      sizeGiB: 20,
+      description: createdFor(4),
+      tags: { [MARKED_AT_TAG]: ago(9).toISOString() },
+    },
+    {
+      name: 'orphan-in-grace',
+      ageDays: 60,
+      sizeGiB: 16,
+      description: createdFor(5),
+      tags: { [MARKED_AT_TAG]: ago(2).toISOString() },
+    },
+    { name: 'orphan-too-young', ageDays: 3, sizeGiB: 8, description: createdFor(6) },
+    { name: 'legal-hold', ageDays: 300, sizeGiB: 200, description: createdFor(7) },
+    {
+      name: 'exempt-forensics',
+      ageDays: 400,
+      sizeGiB: 40,
+      description: createdFor(8),
+      tags: { 'ami-janitor:keep': 'true' },
+    },
+    {
+      name: 'dlm-daily',
+      ageDays: 30,
+      sizeGiB: 100,
+      description: createdFor(9),
+      tags: { 'aws:dlm:lifecycle-policy-id': 'policy-0123456789abcdef0' },
+    },
+    {
+      name: 'backup-vault-copy',
+      ageDays: 45,
+      sizeGiB: 100,
+      description: createdFor(10),
+      tags: { 'aws:backup:source-resource': 'arn:aws:ec2:eu-west-1:111122223333:volume/vol-0b' },
+    },
+    { name: 'shared-with-partner', ageDays: 150, sizeGiB: 25, description: createdFor(11) },
+    {
+      name: 'manual-volume-backup',
+      ageDays: 500,
+      sizeGiB: 500,
+      description: 'nightly backup of the reporting database volume',
+    },
+  ];
+  return specs.map((spec, index) => ({
+    snapshotId: `snap-0bad0${index.toString(16).padStart(12, '0')}`,
+    ownerId: DEMO_ACCOUNT_ID,
+    volumeId: `vol-0bad0${index.toString(16).padStart(12, '0')}`,
+    volumeSizeGiB: spec.sizeGiB,
+    ...(spec.fullGiB === undefined ? {} : { fullSizeBytes: Math.round(spec.fullGiB * 1024 ** 3) }),
+    startTime: ago(spec.ageDays),
+    description: spec.description,
+    state: 'completed',
+    tags: { Name: spec.name, ...spec.tags },
+  }));
 }
 
 function ref(resourceType: string, resource: string, detail?: string): Reference {

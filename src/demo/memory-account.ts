@@ -17,6 +17,10 @@ export interface MemoryAccountSeed {
   references?: Record<string, Reference[]>;
   /** Launch or create-volume permissions by image or snapshot id; public images default to public. */
   sharing?: Record<string, SharePermissions>;
+  /** Snapshots under a lock that still applies. */
+  lockedSnapshotIds?: string[];
+  /** Volumes that exist in the account; none unless listed. */
+  volumeIds?: string[];
 }
 
 class MemoryError extends Error {
@@ -41,6 +45,8 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
   readonly calls: string[] = [];
   /** Errors to raise on the next matching calls, in order, keyed `operation:resourceId`. */
   readonly failures = new Map<string, Error[]>();
+  readonly lockedSnapshots = new Set<string>();
+  readonly volumes = new Set<string>();
 
   constructor(seed: MemoryAccountSeed) {
     this.id = seed.accountId;
@@ -70,6 +76,8 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
     for (const [imageId, refs] of Object.entries(seed.references ?? {})) this.references.set(imageId, refs);
     for (const [id, permissions] of Object.entries(seed.sharing ?? {}))
       this.sharing.set(id, structuredClone(permissions));
+    for (const id of seed.lockedSnapshotIds ?? []) this.lockedSnapshots.add(id);
+    for (const id of seed.volumeIds ?? []) this.volumes.add(id);
   }
 
   failNext(operation: string, resourceId: string, code: string, message = `${code} (injected)`): void {
@@ -244,5 +252,15 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
     if (rest.length > 0) this.failures.set(key, rest);
     else this.failures.delete(key);
     throw error;
+  }
+
+  async lockedSnapshotIds(): Promise<{ supported: boolean; ids: Set<string> }> {
+    this.raiseInjected('lockedSnapshotIds', '*');
+    return { supported: true, ids: new Set(this.lockedSnapshots) };
+  }
+
+  async existingVolumeIds(): Promise<Set<string>> {
+    this.raiseInjected('existingVolumeIds', '*');
+    return new Set(this.volumes);
   }
 }
