@@ -4,12 +4,14 @@ import {
   DescribeVolumesCommand,
 } from '@aws-sdk/client-ec2';
 import type { SnapshotInventoryPort } from '../core/ports.ts';
+import type { SnapshotPorts } from '../core/snapshot-sweep.ts';
 import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, makeCall, paginate } from './common.ts';
-import { toSnapshot } from './sharing.ts';
+import { createImageActions } from './ec2.ts';
+import { createSharing, toSnapshot } from './sharing.ts';
 
 /** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
 const SNAPSHOT_PAGE_SIZE = 1000;
@@ -149,6 +151,22 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
         );
         return ids;
       });
+    },
+  };
+}
+
+/** Everything the snapshot half of a sweep needs, from the same clients and signal. */
+export function createSnapshotPorts(deps: AdapterDeps = {}): SnapshotPorts {
+  const sharing = createSharing(deps);
+  const images = createImageActions(deps);
+  return {
+    inventory: createSnapshotInventory(deps),
+    sharing,
+    actions: {
+      describeSnapshot: (id) => sharing.describeSnapshot(id),
+      tagResource: (id, tags) => sharing.tagResource(id, tags),
+      untagResource: (id, keys) => sharing.untagResource(id, keys),
+      deleteSnapshot: (id) => images.deleteSnapshot(id),
     },
   };
 }

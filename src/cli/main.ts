@@ -120,7 +120,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         inventory: ports.inventory,
         actions: ports.actions,
         trailHealth: ports.trailHealth,
-        snapshots: snapshotPorts(ports),
+        snapshots: ports.snapshotPorts,
         log: logger,
       },
       {
@@ -212,6 +212,7 @@ interface AccountPorts {
   snapshots: SnapshotInventoryPort;
   sharing: SharingPort;
   trailHealth: TrailHealthCheck;
+  snapshotPorts: SnapshotPorts;
 }
 
 function demoPorts(now: Date): AccountPorts {
@@ -223,20 +224,13 @@ function demoPorts(now: Date): AccountPorts {
       reason: `trail demo-trail logs management events in ${region}`,
     }),
   };
-  return { inventory: account, actions: account, snapshots: account, sharing: account, trailHealth };
-}
-
-function snapshotPorts(ports: AccountPorts): SnapshotPorts {
-  const { sharing, actions } = ports;
   return {
-    inventory: ports.snapshots,
-    sharing,
-    actions: {
-      describeSnapshot: (id) => sharing.describeSnapshot(id),
-      tagResource: (id, tags) => sharing.tagResource(id, tags),
-      untagResource: (id, keys) => sharing.untagResource(id, keys),
-      deleteSnapshot: (id) => actions.deleteSnapshot(id),
-    },
+    inventory: account,
+    actions: account,
+    snapshots: account,
+    sharing: account,
+    trailHealth,
+    snapshotPorts: { inventory: account, sharing: account, actions: account },
   };
 }
 
@@ -271,7 +265,7 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     { createAwsClients },
     ec2,
     { createSharing },
-    { createSnapshotInventory },
+    { createSnapshotInventory, createSnapshotPorts },
     { createTrailHealthCheck },
   ] = await Promise.all([
     import('../adapters/clients.ts'),
@@ -290,6 +284,7 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     snapshots: createSnapshotInventory(clients),
     sharing: createSharing(clients),
     trailHealth: createTrailHealthCheck(clients),
+    snapshotPorts: createSnapshotPorts(clients),
   };
 }
 

@@ -67,7 +67,7 @@ export interface CostEstimate {
   reclaimedGiB: number;
   /** Snapshot GiB this run would delete: a plan's or a dry run's deletions. */
   reclaimableGiB: number;
-  /** Snapshot GiB marked and waiting for their grace period to end. */
+  /** Orphaned snapshot GiB marked (before or by this run) and waiting for the grace period to end. */
   scheduledGiB: number;
   /** (reclaimed + reclaimable) × price. */
   estimatedMonthlySavingUsd: number;
@@ -217,12 +217,16 @@ function estimateCost(
     for (const snapshot of outcome.snapshots)
       if (snapshot.status === 'deleted') reclaimed += size(snapshot.snapshotId);
   }
+  let marked = 0;
   for (const outcome of snapshotOutcomes) {
+    if (outcome.action.kind === 'mark' && (outcome.status === 'done' || WOULD.has(outcome.status))) {
+      marked += outcome.action.sizeGiB;
+    }
     if (outcome.action.kind !== 'delete') continue;
     if (outcome.status === 'done') reclaimed += outcome.action.sizeGiB;
     if (WOULD.has(outcome.status)) reclaimable += outcome.action.sizeGiB;
   }
-  const scheduled = (plan.snapshots?.scheduled ?? []).reduce((sum, entry) => sum + entry.sizeGiB, 0);
+  const scheduled = (plan.snapshots?.scheduled ?? []).reduce((sum, entry) => sum + entry.sizeGiB, marked);
   const round = (value: number) => Math.round(value * 100) / 100;
   return {
     pricePerGbMonthUsd: SNAPSHOT_PRICE_PER_GB_MONTH_USD,

@@ -2,6 +2,7 @@ import { MARKED_AT_TAG } from '../config/policy.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotActionOutcome, SnapshotPlan } from '../model.ts';
 import { hasExemptTag } from '../rules/exempt-tag.ts';
+import { BACKUP_TAG_PREFIX, DLM_TAG_PREFIX, managedTag } from '../rules/managed.ts';
 import type { ExecuteOptions } from './executor.ts';
 import type { ImageActionsPort, SharingPort } from './ports.ts';
 
@@ -97,7 +98,7 @@ function recheckVeto(snapshot: Snapshot, options: ExecuteOptions): string | unde
   if (snapshot.ownerId !== options.accountId) return `owner is now ${snapshot.ownerId}, not this account`;
   const { key, value } = options.policy.exemptTag;
   if (hasExemptTag(snapshot.tags, options.policy.exemptTag)) return `tagged ${key}=${value} since planning`;
-  if (Object.keys(snapshot.tags).some((tag) => tag.startsWith('aws:dlm:') || tag.startsWith('aws:backup:'))) {
+  if (managedTag(snapshot.tags, DLM_TAG_PREFIX) || managedTag(snapshot.tags, BACKUP_TAG_PREFIX)) {
     return 'a lifecycle service manages it since planning';
   }
   if (options.policy.graceDays > 0 && snapshot.tags[MARKED_AT_TAG] === undefined) {

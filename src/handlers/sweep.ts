@@ -4,14 +4,15 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { backfillCreators, createCreatorLookup, createTrailHealthCheck } from '../adapters/cloudtrail.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
+import { createSnapshotPorts } from '../adapters/snapshots.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import { loadPolicyFile, type Policy } from '../config/policy.ts';
-import type { TrailHealthCheck } from '../core/account-audit.ts';
+import { sendDigest } from '../core/digest.ts';
 import { CREATED_BY_TAG } from '../core/image-audit.ts';
-import type { ImageActionsPort, InventoryPort, Log, StateStore } from '../core/ports.ts';
+import type { Log, StateStore } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
-import { type CreatorBackfill, runSweep } from '../core/sweep.ts';
+import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { alertOnTrailChange } from '../core/trail-alert.ts';
 import { logger } from '../logger.ts';
 import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
@@ -41,12 +42,7 @@ const sweepEvent = z.union([scheduledEvent, manualEvent]);
 
 export interface SweepDependencies {
   /** Adapters for one invocation; the signal aborts AWS calls still in flight near the timeout. */
-  ports: (signal: AbortSignal | undefined) => {
-    inventory: InventoryPort;
-    actions: ImageActionsPort;
-    trailHealth?: TrailHealthCheck;
-    attribution?: CreatorBackfill;
-  };
+  ports: (signal: AbortSignal | undefined) => Omit<SweepPorts, 'log'>;
   /** Alerts (e.g. the Region's real-time audit going blind) and the state that deduplicates them. */
   alerts?: { notifier: Notifier; state: StateStore };
   policy: Policy;
@@ -92,6 +88,12 @@ export function makeSweepHandler(deps: SweepDependencies) {
         log: deps.log,
       });
       deps.log.info('trail health', { verdict: report.trail?.ok ? 'ok' : 'blind', alert: trailAlert });
+      // Scheduled sweeps only: a hand-run plan (perhaps on a forecast clock) must not post to the
+      // channel nor move the fingerprint the next scheduled digest is compared with.
+      if ('time' in input) {
+        const digest = await sendDigest(report, { policy: deps.policy, ...deps.alerts, log: deps.log });
+        deps.log.info('sweep digest', { digest });
+      }
     }
     return report;
   };
@@ -107,6 +109,7 @@ function defaultDependencies(): SweepDependencies {
         inventory: createInventory({ launchTemplateVersions: policy.inUse.launchTemplateVersions, signal }),
         actions: createImageActions({ signal }),
         trailHealth: createTrailHealthCheck({ signal }),
+        snapshots: createSnapshotPorts({ signal }),
         attribution: {
           backfill: (images, { now, max }) =>
             backfillCreators(images, lookup, { now, max, createdByTag: CREATED_BY_TAG }),

@@ -1,3 +1,3 @@
-import { managedByTagPrefix } from './managed.ts';
+import { BACKUP_TAG_PREFIX, managedByTagPrefix } from './managed.ts';
 
-export const backupManaged = managedByTagPrefix('backup-managed', 'aws:backup:source-resource', 'AWS Backup');
+export const backupManaged = managedByTagPrefix('backup-managed', BACKUP_TAG_PREFIX, 'AWS Backup');

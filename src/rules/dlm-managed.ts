@@ -1,3 +1,3 @@
-import { managedByTagPrefix } from './managed.ts';
+import { DLM_TAG_PREFIX, managedByTagPrefix } from './managed.ts';
 
-export const dlmManaged = managedByTagPrefix('dlm-managed', 'aws:dlm:', 'Data Lifecycle Manager');
+export const dlmManaged = managedByTagPrefix('dlm-managed', DLM_TAG_PREFIX, 'Data Lifecycle Manager');

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
 import { hasExemptTag } from './exempt-tag.ts';
+import { BACKUP_TAG_PREFIX, DLM_TAG_PREFIX, managedTag } from './managed.ts';
 import { dayCount } from './schema-parts.ts';
 import { isExposed } from './sharing.ts';
 import { daysBetween } from './types.ts';
@@ -20,8 +21,10 @@ export const snapshotSchema = {
     .prefault({}),
 };
 
-const CREATED_FOR_IMAGE = /Created by CreateImage\((i-[0-9a-f]+)\) for (ami-[0-9a-f]+)/;
-const COPIED_FOR_IMAGE = /Copied for DestinationAmi (ami-[0-9a-f]+)/;
+// Ids are 8 or 17 lower-case hex digits; the look-ahead stops `ami-0ABC…` from reading as `ami-0`.
+const CREATED_FOR_IMAGE =
+  /Created by CreateImage\((i-[0-9a-f]{8,17})\) for (ami-[0-9a-f]{8,17})(?![0-9A-Za-z])/;
+const COPIED_FOR_IMAGE = /Copied for DestinationAmi (ami-[0-9a-f]{8,17})(?![0-9A-Za-z])/;
 /** EC2 reports this placeholder for snapshots that were not taken from a volume (copies, imports). */
 const NO_VOLUME = 'vol-ffffffff';
 const GIB = 1024 ** 3;
@@ -81,9 +84,9 @@ function verdictFor(
   if (hasExemptTag(snapshot.tags, policy.exemptTag)) {
     return keep('exempt-tag', `exempt: tagged ${policy.exemptTag.key}=${policy.exemptTag.value}`);
   }
-  const dlm = Object.keys(snapshot.tags).find((key) => key.startsWith('aws:dlm:'));
+  const dlm = managedTag(snapshot.tags, DLM_TAG_PREFIX);
   if (dlm) return keep('dlm-managed', `managed by Data Lifecycle Manager (tag ${dlm})`);
-  const backup = Object.keys(snapshot.tags).find((key) => key.startsWith('aws:backup:source-resource'));
+  const backup = managedTag(snapshot.tags, BACKUP_TAG_PREFIX);
   if (backup) return keep('backup-managed', `managed by AWS Backup (tag ${backup})`);
 
   let orphan: Verdict;

@@ -1,0 +1,406 @@
+import type { RunReport } from '../core/report.ts';
+import type { OutcomeStatus, Severity } from '../model.ts';
+import {
+  context,
+  divider,
+  escapeMrkdwn,
+  header,
+  message,
+  SLACK_LIMITS,
+  section,
+  truncate,
+} from './blocks.ts';
+import type { SlackBlock, SlackMessage } from './slack.ts';
+
+/**
+ * The sweep digest: one Block Kit message per scheduled sweep with the counts, what was reclaimed
+ * and what it saves, what is scheduled for removal and when, findings, and failures. Pure: the
+ * report in, the message out.
+ *
+ * Lists are cut by item count (and by a character budget) before the block helpers would have to
+ * clip anything, so a long list ends with "…and N more" rather than a line cut in half.
+ */
+
+/** Items shown per list; the rest are counted in "…and N more". */
+export const DIGEST_MAX_ITEMS = 10;
+/** Findings shown per severity: the digest says how many, the run log has every one. */
+export const DIGEST_MAX_FINDINGS_PER_SEVERITY = 5;
+/** One list item at most; a long reason or name is clipped rather than crowding out the others. */
+const MAX_ITEM_CHARS = 280;
+/** Room kept for the "…and N more" line. */
+const MORE_LINE_RESERVE = 32;
+
+const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low'];
+
+const SEVERITY_MARKER: Readonly<Record<Severity, string>> = {
+  critical: ':rotating_light:',
+  high: ':warning:',
+  medium: ':large_orange_diamond:',
+  low: ':information_source:',
+};
+
+/** Statuses of an action that took effect or would have: a mark that counts as scheduling. */
+const MARK_STATUSES: ReadonlySet<OutcomeStatus> = new Set(['done', 'dry-run', 'planned']);
+/** Statuses of an action that would have run: a plan's, or a dry run's. */
+const WOULD: ReadonlySet<OutcomeStatus> = new Set(['dry-run', 'planned']);
+
+export function digestMessage(report: RunReport): SlackMessage {
+  const blocks: SlackBlock[] = [
+    // plain_text: shown verbatim, so not escaped.
+    header(`ami-janitor sweep: ${report.accountId} / ${report.region}${modeSuffix(report)}`),
+    summarySection(report),
+    context(escapeMrkdwn(costNote(report))),
+  ];
+  if (!report.complete) {
+    blocks.push(
+      context(
+        `:hourglass: The time budget ran out: ${count(report.totals.notReached)} actions were not reached; the next sweep picks them up.`,
+      ),
+    );
+  }
+  blocks.push(divider());
+  blocks.push(...scheduledSections(report));
+  blocks.push(...removedSections(report));
+  blocks.push(...findingSections(report));
+  blocks.push(...failureSections(report));
+  blocks.push(...deferredSections(report));
+  if (report.warnings.length > 0) {
+    blocks.push(
+      section(
+        list(
+          `*Warnings* (${count(report.warnings.length)})`,
+          report.warnings.map((warning) => `• ${escapeMrkdwn(warning)}`),
+        ),
+      ),
+    );
+  }
+  blocks.push(
+    context(
+      `Sent by ami-janitor · ${escapeMrkdwn(report.accountId)}/${escapeMrkdwn(report.region)} · as of ${escapeMrkdwn(report.asOf)} · every decision is in the run report`,
+    ),
+  );
+  return message(fallbackText(report), blocks);
+}
+
+function modeSuffix(report: RunReport): string {
+  if (report.mode === 'plan') return ' (plan)';
+  return report.dryRun ? ' (dry run)' : '';
+}
+
+function summarySection(report: RunReport): SlackBlock {
+  const t = report.totals;
+  // totals.pending counts image and snapshot actions together; each half is shown with its kind.
+  const pendingLabel = report.mode === 'plan' ? 'planned' : 'pending (dry run)';
+  const imagesPending = report.actions.filter((outcome) => WOULD.has(outcome.status)).length;
+  const snapshotsPending = report.snapshotActions.filter((outcome) => WOULD.has(outcome.status)).length;
+  const images = [
+    '*Images*',
+    `${count(t.images)} examined · ${count(t.kept)} kept · ${count(t.eligible)} eligible`,
+    `${count(t.marked)} marked · ${count(t.deregistered)} deregistered · ${count(t.unmarked)} unmarked · ${count(t.failed)} failed`,
+    ...(imagesPending > 0 ? [`${count(imagesPending)} ${pendingLabel}`] : []),
+    ...optionalCounts([
+      [t.alreadyGone, 'already gone'],
+      [t.skipped, 'skipped'],
+      [t.notReached, 'not reached'],
+    ]),
+  ];
+  const snapshots = [
+    '*Snapshots*',
+    `${count(t.snapshots)} examined · ${count(t.orphans)} orphans`,
+    `${count(t.snapshotsMarked)} marked · ${count(t.snapshotsDeleted)} deleted · ${count(t.snapshotsFailed)} failed`,
+    ...(snapshotsPending > 0 ? [`${count(snapshotsPending)} ${pendingLabel}`] : []),
+    ...optionalCounts([[t.snapshotsUnmarked, 'unmarked']]),
+  ];
+  return section(undefined, [
+    images.join('\n'),
+    snapshots.join('\n'),
+    `*Reclaimed*\n${reclaimedText(report)}`,
+    `*Estimated monthly saving*\n${usd(report.cost.estimatedMonthlySavingUsd)} per month (upper bound)`,
+  ]);
+}
+
+function optionalCounts(entries: readonly (readonly [number, string])[]): string[] {
+  const shown = entries.filter(([value]) => value > 0).map(([value, label]) => `${count(value)} ${label}`);
+  return shown.length > 0 ? [shown.join(' · ')] : [];
+}
+
+function reclaimedText(report: RunReport): string {
+  const { reclaimedGiB, reclaimableGiB, scheduledGiB } = report.cost;
+  const lines: string[] = [];
+  if (reclaimedGiB > 0 || reclaimableGiB === 0) lines.push(`${gib(reclaimedGiB)} reclaimed`);
+  if (reclaimableGiB > 0) lines.push(`would reclaim ${gib(reclaimableGiB)}`);
+  if (scheduledGiB > 0) lines.push(`${gib(scheduledGiB)} of snapshots scheduled`);
+  return lines.join('\n');
+}
+
+function costNote(report: RunReport): string {
+  return `The saving is an estimate and an upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds. Priced at ${usd(report.cost.pricePerGbMonthUsd)} per GB-month (standard tier).`;
+}
+
+interface Dated {
+  line: string;
+  removeAfter: string;
+}
+
+function scheduledSections(report: RunReport): SlackBlock[] {
+  const markNote = (status: OutcomeStatus) =>
+    status === 'done' ? 'marked now' : status === 'dry-run' ? 'would be marked' : 'to be marked';
+  const images: Dated[] = [
+    ...report.scheduled.map((entry) => ({
+      removeAfter: entry.removeAfter,
+      line: `• ${imageLabel(entry.imageId, entry.name)} — after ${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
+    })),
+    ...report.actions.flatMap((outcome) =>
+      outcome.action.kind === 'mark' && MARK_STATUSES.has(outcome.status) && outcome.action.removeAfter
+        ? [
+            {
+              removeAfter: outcome.action.removeAfter,
+              line: `• ${imageLabel(outcome.action.imageId, outcome.action.name)} — after ${day(outcome.action.removeAfter)} (${markNote(outcome.status)})`,
+            },
+          ]
+        : [],
+    ),
+  ];
+  const snapshots: Dated[] = [
+    ...report.snapshotScheduled.map((entry) => ({
+      removeAfter: entry.removeAfter,
+      line: `• ${snapshotLabel(entry.snapshotId, entry.sizeGiB)} — after ${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
+    })),
+    ...report.snapshotActions.flatMap((outcome) =>
+      outcome.action.kind === 'mark' && MARK_STATUSES.has(outcome.status) && outcome.action.removeAfter
+        ? [
+            {
+              removeAfter: outcome.action.removeAfter,
+              line: `• ${snapshotLabel(outcome.action.snapshotId, outcome.action.sizeGiB)} — after ${day(outcome.action.removeAfter)} (${markNote(outcome.status)})`,
+            },
+          ]
+        : [],
+    ),
+  ];
+  const byDate = (a: Dated, b: Dated) => a.removeAfter.localeCompare(b.removeAfter);
+  const blocks: SlackBlock[] = [];
+  if (images.length > 0) {
+    blocks.push(
+      section(
+        list(
+          `*Images scheduled for removal* (${count(images.length)})`,
+          images.sort(byDate).map((entry) => entry.line),
+        ),
+      ),
+    );
+  }
+  if (snapshots.length > 0) {
+    blocks.push(
+      section(
+        list(
+          `*Snapshots scheduled for removal* (${count(snapshots.length)})`,
+          snapshots.sort(byDate).map((entry) => entry.line),
+        ),
+      ),
+    );
+  }
+  return blocks;
+}
+
+/** What this run removed, or in a dry run or plan, what it would have removed. */
+function removedSections(report: RunReport): SlackBlock[] {
+  const done = report.mode === 'apply' && !report.dryRun;
+  const wanted: ReadonlySet<OutcomeStatus> = done ? new Set(['done']) : WOULD;
+  const lines = [
+    ...report.actions
+      .filter((outcome) => outcome.action.kind === 'deregister' && wanted.has(outcome.status))
+      .map((outcome) => {
+        const snapshots = outcome.action.snapshotIds?.length ?? 0;
+        const withSnapshots =
+          snapshots > 0 ? ` with ${count(snapshots)} snapshot${snapshots === 1 ? '' : 's'}` : '';
+        return `• ${imageLabel(outcome.action.imageId, outcome.action.name)}${withSnapshots}`;
+      }),
+    ...report.snapshotActions
+      .filter((outcome) => outcome.action.kind === 'delete' && wanted.has(outcome.status))
+      .map((outcome) => `• ${snapshotLabel(outcome.action.snapshotId, outcome.action.sizeGiB)} (orphan)`),
+  ];
+  if (lines.length === 0) return [];
+  const title = done
+    ? `*Removed this run* (${count(lines.length)})`
+    : `*Due for removal now* (${count(lines.length)}): nothing was removed`;
+  return [section(list(title, lines))];
+}
+
+interface FindingLine {
+  severity: Severity;
+  line: string;
+}
+
+function findingSections(report: RunReport): SlackBlock[] {
+  const all: FindingLine[] = [
+    ...report.accountFindings.map((finding) => ({
+      severity: finding.severity,
+      line: `• \`${escapeMrkdwn(finding.resourceId)}\` — ${escapeMrkdwn(finding.rule)}: ${escapeMrkdwn(finding.reason)}`,
+    })),
+    ...report.findings.map((finding) => ({
+      severity: finding.severity,
+      line: `• ${imageLabel(finding.imageId, finding.name)} — ${escapeMrkdwn(finding.rule)}: ${escapeMrkdwn(finding.reason)}`,
+    })),
+  ];
+  if (all.length === 0) return [];
+  const bySeverity = SEVERITIES.map((severity) => ({
+    severity,
+    lines: all.filter((finding) => finding.severity === severity).map((finding) => finding.line),
+  }));
+  const tally = bySeverity
+    .map(({ severity, lines }) => `${SEVERITY_MARKER[severity]} ${count(lines.length)} ${severity}`)
+    .join(' · ');
+  const blocks: SlackBlock[] = [section(`*Findings by severity* (${count(all.length)})\n${tally}`)];
+  for (const { severity, lines } of bySeverity) {
+    if (lines.length === 0) continue;
+    blocks.push(
+      section(
+        list(
+          `${SEVERITY_MARKER[severity]} *${capitalize(severity)}* (${count(lines.length)})`,
+          lines,
+          DIGEST_MAX_FINDINGS_PER_SEVERITY,
+        ),
+      ),
+    );
+  }
+  return blocks;
+}
+
+function failureSections(report: RunReport): SlackBlock[] {
+  const code = (value: string | undefined) => `\`${escapeMrkdwn(value ?? 'UnknownError')}\``;
+  const detail = (value: string | undefined) => (value ? `: ${escapeMrkdwn(value)}` : '');
+  const lines = [
+    ...report.actions
+      .filter((outcome) => outcome.status === 'failed')
+      .map(
+        (outcome) =>
+          `• ${outcome.action.kind} ${imageLabel(outcome.action.imageId, outcome.action.name)} — ${code(outcome.errorCode)}${detail(outcome.detail)}`,
+      ),
+    ...report.actions.flatMap((outcome) =>
+      outcome.snapshots
+        .filter((snapshot) => snapshot.status === 'failed')
+        .map(
+          (snapshot) =>
+            `• delete snapshot \`${escapeMrkdwn(snapshot.snapshotId)}\` of \`${escapeMrkdwn(outcome.action.imageId)}\`${detail(snapshot.detail)}`,
+        ),
+    ),
+    ...report.snapshotActions
+      .filter((outcome) => outcome.status === 'failed')
+      .map(
+        (outcome) =>
+          `• ${outcome.action.kind} snapshot \`${escapeMrkdwn(outcome.action.snapshotId)}\` — ${code(outcome.errorCode)}${detail(outcome.detail)}`,
+      ),
+  ];
+  if (lines.length === 0) return [];
+  return [section(list(`:x: *Failures* (${count(lines.length)})`, lines))];
+}
+
+function deferredSections(report: RunReport): SlackBlock[] {
+  const blocks: SlackBlock[] = [];
+  if (report.deferred.length > 0) {
+    blocks.push(
+      section(
+        list(
+          `*Deferred by the blast-radius cap: images* (${count(report.deferred.length)}; at most ${count(report.cap.limit)} of ${count(report.cap.eligible)} per run)`,
+          report.deferred.map(
+            (entry) => `• ${imageLabel(entry.imageId, entry.name)} — ${escapeMrkdwn(entry.reason)}`,
+          ),
+        ),
+      ),
+    );
+  }
+  if (report.snapshotDeferred.length > 0) {
+    blocks.push(
+      section(
+        list(
+          `*Deferred by the blast-radius cap: snapshots* (${count(report.snapshotDeferred.length)})`,
+          report.snapshotDeferred.map(
+            (entry) => `• ${snapshotLabel(entry.snapshotId, entry.sizeGiB)} — ${escapeMrkdwn(entry.reason)}`,
+          ),
+        ),
+      ),
+    );
+  }
+  return blocks;
+}
+
+/**
+ * A titled bullet list that fits one section: at most `maxItems` lines and never more than a
+ * section's characters, with the rest counted. Every item must already be escaped mrkdwn.
+ */
+function list(title: string, items: readonly string[], maxItems: number = DIGEST_MAX_ITEMS): string {
+  const lines = [title];
+  let length = title.length;
+  for (const item of items) {
+    if (lines.length - 1 >= maxItems) break;
+    const line = truncate(item, MAX_ITEM_CHARS);
+    if (length + 1 + line.length + MORE_LINE_RESERVE > SLACK_LIMITS.sectionText) break;
+    lines.push(line);
+    length += 1 + line.length;
+  }
+  const more = items.length - (lines.length - 1);
+  if (more > 0) lines.push(`…and ${count(more)} more`);
+  return lines.join('\n');
+}
+
+function imageLabel(imageId: string, name: string): string {
+  return name ? `\`${escapeMrkdwn(imageId)}\` ${escapeMrkdwn(name)}` : `\`${escapeMrkdwn(imageId)}\``;
+}
+
+function snapshotLabel(snapshotId: string, sizeGiB: number): string {
+  return `\`${escapeMrkdwn(snapshotId)}\` ${gib(sizeGiB)}`;
+}
+
+function fallbackText(report: RunReport): string {
+  const t = report.totals;
+  const where = `${report.accountId}/${report.region}${modeSuffix(report)}`;
+  return escapeMrkdwn(
+    `ami-janitor sweep ${where}: images ${count(t.images)} examined, ${count(t.eligible)} eligible, ${count(t.marked)} marked, ${count(t.deregistered)} deregistered, ${count(t.failed)} failed; snapshots ${count(t.snapshots)} examined, ${count(t.orphans)} orphans, ${count(t.snapshotsDeleted)} deleted, ${count(t.snapshotsFailed)} failed; estimated saving ${usd(report.cost.estimatedMonthlySavingUsd)}/month (upper bound)`,
+  );
+}
+
+/**
+ * The message as plain lines (header, section text and fields, context), for a log line that
+ * keeps the digest when Slack did not take it.
+ */
+export function digestPlainText(digest: SlackMessage): string {
+  const lines: string[] = [];
+  for (const block of digest.blocks) {
+    switch (block.type) {
+      case 'header':
+        lines.push(block.text.text);
+        break;
+      case 'section':
+        if (block.text) lines.push(block.text.text);
+        for (const field of block.fields ?? []) lines.push(field.text);
+        break;
+      case 'context':
+        for (const element of block.elements) lines.push(element.text);
+        break;
+      case 'divider':
+        lines.push('---');
+        break;
+    }
+  }
+  return lines.join('\n');
+}
+
+function count(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+function gib(value: number): string {
+  return `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })} GiB`;
+}
+
+function usd(value: number): string {
+  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+}
+
+function day(iso: string): string {
+  return escapeMrkdwn(iso.slice(0, 10));
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
