@@ -13,7 +13,7 @@ import {
   GetTrailStatusCommand,
   LookupEventsCommand,
 } from '@aws-sdk/client-cloudtrail';
-import { z } from 'zod';
+import * as z from 'zod';
 import { resolveCaller } from '../core/caller.ts';
 import type { Log } from '../core/ports.ts';
 import { errorCode, errorMessage } from '../errors.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { PolicyError } from '../errors.ts';
 import { ageSchema } from '../rules/age.ts';
 import { exemptTagSchema } from '../rules/exempt-tag.ts';

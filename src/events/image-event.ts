@@ -10,7 +10,7 @@
  *   PascalCase request keys (EnableImage and the block-public-access switches are of that age).
  */
 import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
-import { z } from 'zod';
+import * as z from 'zod';
 import { resolveCaller } from '../core/caller.ts';
 import type { Caller, SharePermissions } from '../model.ts';
 

@@ -1,7 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { backfillCreators, createCreatorLookup, createTrailHealthCheck } from '../adapters/cloudtrail.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
 import { createSnapshotPorts } from '../adapters/snapshots.ts';

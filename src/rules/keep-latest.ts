@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { tagKey } from './schema-parts.ts';
 import type { Rule } from './types.ts';
 

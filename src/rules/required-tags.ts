@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { dayCount, tagKey } from './schema-parts.ts';
 import { daysBetween, type Rule } from './types.ts';
 

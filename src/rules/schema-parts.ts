@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Building blocks for rule schemas, so every rule validates days and tag keys the same way. */
 export const dayCount = z.number().int().min(0);

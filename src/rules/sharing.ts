@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Finding, SharePermissions } from '../model.ts';
 import type { Rule } from './types.ts';

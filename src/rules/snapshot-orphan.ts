@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
 import { hasExemptTag } from './exempt-tag.ts';
