@@ -4,6 +4,7 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { STSClient } from '@aws-sdk/client-sts';
 import type { Log } from '../core/ports.ts';
 import { InventoryError } from '../errors.ts';
+import { type ApiLimiter, defaultLimiter } from './limiter.ts';
 import { type RetryOptions, withRetry } from './retry.ts';
 
 export { forEachConcurrent } from '../core/concurrency.ts';
@@ -18,6 +19,8 @@ export interface AdapterDeps {
   signal?: AbortSignal;
   /** Test seams for backoff (sleep, random, maxAttempts). */
   retry?: Omit<RetryOptions, 'signal' | 'operation'>;
+  /** Paces each API below its token bucket; defaults to the process-wide limiter. */
+  limiter?: ApiLimiter;
   log?: Log;
 }
 
@@ -29,13 +32,21 @@ export type Call = <T>(
 export function makeCall(deps: AdapterDeps): Call {
   const sendOptions = deps.signal ? { abortSignal: deps.signal } : {};
   const log = deps.log ?? deps.retry?.log;
+  const limiter = deps.limiter ?? defaultLimiter;
   return (operation, send) =>
-    withRetry(() => send(sendOptions), {
-      ...deps.retry,
-      ...(log ? { log } : {}),
-      ...(deps.signal ? { signal: deps.signal } : {}),
-      operation,
-    });
+    // Every attempt, retries included, spends a token: that is how EC2 counts them.
+    withRetry(
+      async () => {
+        await limiter.acquire(operation, deps.signal);
+        return send(sendOptions);
+      },
+      {
+        ...deps.retry,
+        ...(log ? { log } : {}),
+        ...(deps.signal ? { signal: deps.signal } : {}),
+        operation,
+      },
+    );
 }
 
 /**

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-auto-scaling';
 import type {
   DescribeLaunchTemplateVersionsCommandInput,
+  EC2Client,
   Image as Ec2Image,
   LaunchTemplateVersion,
   ResourceTypeRequest,
@@ -35,7 +36,7 @@ import { awsClients } from './clients.ts';
 
 export type { AdapterDeps } from './common.ts';
 
-import { type AdapterDeps, chunk, forEachConcurrent, makeCall, paginate } from './common.ts';
+import { type AdapterDeps, type Call, chunk, forEachConcurrent, makeCall, paginate } from './common.ts';
 import { isThrottlingError } from './retry.ts';
 
 /** Every state except `terminated`: a stopped instance still boots from its AMI when started. */
@@ -45,18 +46,14 @@ export const LIVE_INSTANCE_STATES = ['pending', 'running', 'shutting-down', 'sto
 const REFERENCE_BATCH_SIZE = 10;
 /** GetParameters accepts at most 10 names per call. */
 const PARAMETER_BATCH_SIZE = 10;
-const DESCRIBE_IMAGES_CHUNK = 100;
+/** EC2 accepts up to 200 values in one filter. */
+export const FILTER_VALUES_PER_CALL = 200;
 /**
  * Calls in flight at once for per-batch and per-template work. Describe calls share a token bucket
  * (100, refilling 20/s); a few parallel callers use it well, and withRetry absorbs the odd throttle.
  */
 const CONCURRENCY = 4;
 
-const MISSING_IMAGE_CODES = new Set([
-  'InvalidAMIID.NotFound',
-  'InvalidAMIID.Malformed',
-  'InvalidAMIID.Unavailable',
-]);
 const MISSING_TEMPLATE_CODES = new Set([
   'InvalidLaunchTemplateId.NotFound',
   'InvalidLaunchTemplateName.NotFoundException',
@@ -629,63 +626,47 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
 export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;
   const call = makeCall(deps);
+  const tagging = createTagging(ec2, call);
 
+  // An image-id filter, unlike ImageIds, simply leaves out ids that no longer exist instead of
+  // failing the whole call, so a re-check costs one call per 200 images whatever has vanished.
   async function describeChunk(imageIds: string[]): Promise<Image[]> {
-    const output = await call('DescribeImages', (options) =>
-      ec2.send(
-        new DescribeImagesCommand({ ImageIds: imageIds, IncludeDeprecated: true, IncludeDisabled: true }),
-        options,
-      ),
+    const images: Image[] = [];
+    await paginate(
+      'DescribeImages',
+      (NextToken) =>
+        call('DescribeImages', (options) =>
+          ec2.send(
+            new DescribeImagesCommand({
+              Filters: [{ Name: 'image-id', Values: imageIds }],
+              IncludeDeprecated: true,
+              IncludeDisabled: true,
+              NextToken,
+            }),
+            options,
+          ),
+        ),
+      (page) => {
+        for (const raw of page.Images ?? []) images.push(toImage(raw));
+      },
     );
-    return (output.Images ?? []).map(toImage);
-  }
-
-  async function describeTolerant(imageIds: string[]): Promise<Image[]> {
-    try {
-      return await describeChunk(imageIds);
-    } catch (error) {
-      if (!MISSING_IMAGE_CODES.has(errorCode(error))) throw error;
-      // One missing id fails the whole call, so ask again one by one to keep the ids that exist.
-      if (imageIds.length === 1) return [];
-      const images: Image[] = [];
-      for (const imageId of imageIds) images.push(...(await describeTolerant([imageId])));
-      return images;
-    }
+    return images;
   }
 
   return {
     async describeImages(imageIds) {
       const images: Image[] = [];
-      for (const ids of chunk([...new Set(imageIds)], DESCRIBE_IMAGES_CHUNK)) {
-        images.push(...(await describeTolerant(ids)));
+      for (const ids of chunk([...new Set(imageIds)], FILTER_VALUES_PER_CALL)) {
+        images.push(...(await describeChunk(ids)));
       }
       return images;
     },
 
-    async tagImage(imageId, tags) {
-      const entries = Object.entries(tags);
-      if (entries.length === 0) return;
-      await call('CreateTags', (options) =>
-        ec2.send(
-          new CreateTagsCommand({
-            Resources: [imageId],
-            Tags: entries.map(([Key, Value]) => ({ Key, Value })),
-          }),
-          options,
-        ),
-      );
-    },
+    tagImage: (imageId, tags) => single(tagging.tagResources([imageId], tags)),
+    untagImage: (imageId, keys) => single(tagging.untagResources([imageId], keys)),
 
-    async untagImage(imageId, keys) {
-      // DeleteTags without Tags deletes every tag on the resource, so an empty list must not reach it.
-      if (keys.length === 0) return;
-      await call('DeleteTags', (options) =>
-        ec2.send(
-          new DeleteTagsCommand({ Resources: [imageId], Tags: keys.map((Key) => ({ Key })) }),
-          options,
-        ),
-      );
-    },
+    tagResources: (ids, tags) => tagging.tagResources(ids, tags),
+    untagResources: (ids, keys) => tagging.untagResources(ids, keys),
 
     async enableDeprecation(imageId, at) {
       await call('EnableImageDeprecation', (options) =>
@@ -727,4 +708,66 @@ export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
       );
     },
   };
+}
+
+/** CreateTags and DeleteTags take up to 1,000 resource ids per call. */
+const TAG_BATCH = 1000;
+
+/**
+ * Tags many images or snapshots in as few calls as EC2 allows. A call fails as a whole when one id
+ * is gone or refused, so a failed batch is retried id by id: one bad resource never stops the
+ * others, and each failure is returned against its id.
+ */
+export function createTagging(ec2: EC2Client, call: Call) {
+  async function each(
+    ids: readonly string[],
+    send: (batch: string[]) => Promise<unknown>,
+  ): Promise<Map<string, unknown>> {
+    const failures = new Map<string, unknown>();
+    for (const batch of chunk([...new Set(ids)], TAG_BATCH)) {
+      try {
+        await send(batch);
+      } catch (error) {
+        if (batch.length === 1) {
+          failures.set(batch[0] ?? '', error);
+          continue;
+        }
+        for (const id of batch) {
+          for (const [failed, cause] of await each([id], send)) failures.set(failed, cause);
+        }
+      }
+    }
+    return failures;
+  }
+  return {
+    tagResources(ids: readonly string[], tags: Record<string, string>): Promise<Map<string, unknown>> {
+      const entries = Object.entries(tags);
+      if (entries.length === 0 || ids.length === 0) return Promise.resolve(new Map());
+      return each(ids, (batch) =>
+        call('CreateTags', (options) =>
+          ec2.send(
+            new CreateTagsCommand({
+              Resources: batch,
+              Tags: entries.map(([Key, Value]) => ({ Key, Value })),
+            }),
+            options,
+          ),
+        ),
+      );
+    },
+    untagResources(ids: readonly string[], keys: readonly string[]): Promise<Map<string, unknown>> {
+      // DeleteTags without Tags deletes every tag on the resource, so an empty list must not reach it.
+      if (keys.length === 0 || ids.length === 0) return Promise.resolve(new Map());
+      return each(ids, (batch) =>
+        call('DeleteTags', (options) =>
+          ec2.send(new DeleteTagsCommand({ Resources: batch, Tags: keys.map((Key) => ({ Key })) }), options),
+        ),
+      );
+    },
+  };
+}
+
+/** Throws the one failure of a single-resource tagging call, as the per-resource ports promise. */
+export async function single(result: Promise<Map<string, unknown>>): Promise<void> {
+  for (const error of (await result).values()) throw error;
 }

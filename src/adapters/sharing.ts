@@ -1,7 +1,5 @@
 import type { CreateVolumePermission, Snapshot as Ec2Snapshot, LaunchPermission } from '@aws-sdk/client-ec2';
 import {
-  CreateTagsCommand,
-  DeleteTagsCommand,
   DescribeImageAttributeCommand,
   DescribeSnapshotAttributeCommand,
   DescribeSnapshotsCommand,
@@ -13,6 +11,7 @@ import { errorCode } from '../errors.ts';
 import type { SharePermissions, Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, makeCall } from './common.ts';
+import { createTagging, single } from './ec2.ts';
 
 const MISSING_SNAPSHOT_CODES = new Set(['InvalidSnapshot.NotFound', 'InvalidSnapshotID.Malformed']);
 
@@ -58,6 +57,7 @@ export function toSnapshot(raw: Ec2Snapshot): Snapshot | undefined {
 export function createSharing(deps: AdapterDeps = {}): SharingPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;
   const call = makeCall(deps);
+  const tagging = createTagging(ec2, call);
 
   return {
     async imageLaunchPermissions(imageId) {
@@ -129,29 +129,7 @@ export function createSharing(deps: AdapterDeps = {}): SharingPort {
       }
     },
 
-    async tagResource(resourceId, tags) {
-      const entries = Object.entries(tags);
-      if (entries.length === 0) return;
-      await call('CreateTags', (options) =>
-        ec2.send(
-          new CreateTagsCommand({
-            Resources: [resourceId],
-            Tags: entries.map(([Key, Value]) => ({ Key, Value })),
-          }),
-          options,
-        ),
-      );
-    },
-
-    async untagResource(resourceId, keys) {
-      // DeleteTags without Tags deletes every tag on the resource, so an empty list must not reach it.
-      if (keys.length === 0) return;
-      await call('DeleteTags', (options) =>
-        ec2.send(
-          new DeleteTagsCommand({ Resources: [resourceId], Tags: keys.map((Key) => ({ Key })) }),
-          options,
-        ),
-      );
-    },
+    tagResource: (resourceId, tags) => single(tagging.tagResources([resourceId], tags)),
+    untagResource: (resourceId, keys) => single(tagging.untagResources([resourceId], keys)),
   };
 }

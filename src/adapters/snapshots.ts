@@ -9,8 +9,8 @@ import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
-import { type AdapterDeps, makeCall, paginate } from './common.ts';
-import { createImageActions } from './ec2.ts';
+import { type AdapterDeps, chunk, makeCall, paginate } from './common.ts';
+import { createImageActions, FILTER_VALUES_PER_CALL } from './ec2.ts';
 import { createSharing, toSnapshot } from './sharing.ts';
 
 /** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
@@ -66,6 +66,30 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
   let lockApiUnsupported = false;
 
   return {
+    async describeSnapshots(snapshotIds) {
+      const snapshots: Snapshot[] = [];
+      // A snapshot-id filter leaves out ids that are gone instead of failing the call.
+      for (const ids of chunk([...new Set(snapshotIds)], FILTER_VALUES_PER_CALL)) {
+        await paginate(
+          'DescribeSnapshots',
+          (NextToken) =>
+            call('DescribeSnapshots', (options) =>
+              ec2.send(
+                new DescribeSnapshotsCommand({ Filters: [{ Name: 'snapshot-id', Values: ids }], NextToken }),
+                options,
+              ),
+            ),
+          (page) => {
+            for (const raw of page.Snapshots ?? []) {
+              const snapshot = toSnapshot(raw);
+              if (snapshot) snapshots.push(snapshot);
+            }
+          },
+        );
+      }
+      return snapshots;
+    },
+
     async listOwnedSnapshots(accountId) {
       return inventoryStep("list the account's snapshots", async () => {
         const snapshots: Snapshot[] = [];
@@ -159,13 +183,14 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
 export function createSnapshotPorts(deps: AdapterDeps = {}): SnapshotPorts {
   const sharing = createSharing(deps);
   const images = createImageActions(deps);
+  const inventory = createSnapshotInventory(deps);
   return {
-    inventory: createSnapshotInventory(deps),
+    inventory,
     sharing,
     actions: {
-      describeSnapshot: (id) => sharing.describeSnapshot(id),
-      tagResource: (id, tags) => sharing.tagResource(id, tags),
-      untagResource: (id, keys) => sharing.untagResource(id, keys),
+      describeSnapshots: (ids) => inventory.describeSnapshots(ids),
+      tagResources: (ids, tags) => images.tagResources(ids, tags),
+      untagResources: (ids, keys) => images.untagResources(ids, keys),
       deleteSnapshot: (id) => images.deleteSnapshot(id),
     },
   };

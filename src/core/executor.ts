@@ -2,6 +2,7 @@ import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import type { ActionOutcome, Image, Plan, PlannedAction, SnapshotOutcome } from '../model.ts';
 import { hasExemptTag } from '../rules/exempt-tag.ts';
+import { forEachConcurrent } from './concurrency.ts';
 import type { Deadline, ImageActionsPort, Log } from './ports.ts';
 
 export interface ExecuteOptions {
@@ -28,10 +29,16 @@ const PARAMETER_UNSUPPORTED = new Set([
 /** Restoring an image someone needs comes first, reclaiming second, marking (cheap, reversible) last. */
 const ORDER: Record<PlannedAction['kind'], number> = { unmark: 0, deregister: 1, mark: 2 };
 
+/** Calls in flight per phase; the API limiter, not this number, sets the pace. */
+const ACTION_CONCURRENCY = 4;
+/** CreateTags and DeleteTags take up to 1,000 resource ids per call. */
+const TAG_BATCH = 1000;
+
 /**
  * Carries out a plan with every safety rail in one place: dry run, a fresh re-check of each image
  * right before it is deregistered, tolerant error codes, and the time budget. One failure never
- * stops the others, and every outcome records what actually happened.
+ * stops the others, and every outcome records what actually happened. Marks and unmarks are tagged
+ * in batches (one CreateTags call per 1,000 images); deregistrations run a few at a time.
  */
 export async function executePlan(
   plan: Plan,
@@ -42,13 +49,8 @@ export async function executePlan(
   if (options.dryRun) return actions.map((action) => dryRunOutcome(action));
 
   const current = await recheckTargets(actions, port, options.log);
-  const outcomes: ActionOutcome[] = [];
-  for (const action of actions) {
-    if (options.deadline.remainingMs() < options.reserveMs) {
-      outcomes.push(outcome(action, 'not-reached', 'time budget exhausted before this action started'));
-      continue;
-    }
-    const result = await runAction(action, port, options, current);
+  const results = new Map<PlannedAction, ActionOutcome>();
+  const record = (action: PlannedAction, result: ActionOutcome) => {
     options.log.info('action', {
       imageId: action.imageId,
       action: action.kind,
@@ -59,9 +61,134 @@ export async function executePlan(
       snapshots: result.snapshots,
       warnings: result.warnings,
     });
-    outcomes.push(result);
+    results.set(action, result);
+  };
+  const ofKind = (kind: PlannedAction['kind']) => actions.filter((action) => action.kind === kind);
+
+  await unmarkAll(ofKind('unmark'), port, options, record);
+  await inTime(ofKind('deregister'), options, record, (action) => deregister(action, port, options, current));
+  await markAll(ofKind('mark'), port, options, record);
+  return actions.map(
+    (action) =>
+      results.get(action) ??
+      outcome(action, 'not-reached', 'time budget exhausted before this action started'),
+  );
+}
+
+type Recorder = (action: PlannedAction, result: ActionOutcome) => void;
+
+/** Runs `work` for each action a few at a time, starting none once the time budget is spent. */
+async function inTime(
+  actions: readonly PlannedAction[],
+  options: ExecuteOptions,
+  record: Recorder,
+  work: (action: PlannedAction) => Promise<ActionOutcome>,
+): Promise<void> {
+  await forEachConcurrent(actions, ACTION_CONCURRENCY, async (action) => {
+    if (options.deadline.remainingMs() < options.reserveMs) return;
+    record(action, await work(action));
+  });
+}
+
+function hasTime(options: ExecuteOptions): boolean {
+  return options.deadline.remainingMs() >= options.reserveMs;
+}
+
+async function markAll(
+  actions: readonly PlannedAction[],
+  port: ImageActionsPort,
+  options: ExecuteOptions,
+  record: Recorder,
+): Promise<void> {
+  const tagged: PlannedAction[] = [];
+  for (const batch of chunk(actions, TAG_BATCH)) {
+    if (!hasTime(options)) break;
+    const failures = await tagOrFail(batch, () =>
+      port.tagResources(
+        batch.map((action) => action.imageId),
+        { [MARKED_AT_TAG]: options.now.toISOString() },
+      ),
+    );
+    for (const action of batch) {
+      const error = failures.get(action.imageId);
+      if (error === undefined) tagged.push(action);
+      else if (IMAGE_GONE.has(errorCode(error)))
+        record(action, outcome(action, 'already-gone', 'image no longer exists'));
+      else record(action, failed(action, error));
+    }
   }
-  return outcomes;
+  // Deprecation has no batch form; a failed one is a warning, since the mark alone stages removal.
+  await inTime(tagged, options, record, async (action) => {
+    const result = outcome(action, 'done', `scheduled for removal after ${action.removeAfter}`);
+    if (action.touchDeprecation && action.removeAfter) {
+      try {
+        await port.enableDeprecation(action.imageId, new Date(action.removeAfter));
+      } catch (error) {
+        result.warnings.push(`deprecation not set (${errorCode(error)}): ${errorMessage(error)}`);
+      }
+    }
+    return result;
+  });
+  for (const action of tagged) {
+    // Tagged but out of time before its deprecation: the mark holds, the deprecation waits.
+    if (!hasTime(options))
+      record(action, outcome(action, 'done', `scheduled for removal after ${action.removeAfter}`));
+  }
+}
+
+async function unmarkAll(
+  actions: readonly PlannedAction[],
+  port: ImageActionsPort,
+  options: ExecuteOptions,
+  record: Recorder,
+): Promise<void> {
+  const warnings = new Map<PlannedAction, string[]>();
+  // Cancel the deprecation before dropping the tag: the tag is what tells a later run to retry.
+  await forEachConcurrent(
+    actions.filter((action) => action.touchDeprecation),
+    ACTION_CONCURRENCY,
+    async (action) => {
+      if (!hasTime(options)) return;
+      try {
+        await port.disableDeprecation(action.imageId);
+      } catch (error) {
+        warnings.set(action, [`deprecation not cancelled (${errorCode(error)}): ${errorMessage(error)}`]);
+      }
+    },
+  );
+  for (const batch of chunk(actions, TAG_BATCH)) {
+    if (!hasTime(options)) break;
+    try {
+      await port.untagResources(
+        batch.map((action) => action.imageId),
+        [MARKED_AT_TAG],
+      );
+      for (const action of batch) {
+        record(action, {
+          ...outcome(action, 'done', 'removal cancelled'),
+          warnings: warnings.get(action) ?? [],
+        });
+      }
+    } catch (error) {
+      for (const action of batch) {
+        if (IMAGE_GONE.has(errorCode(error)) && batch.length === 1) {
+          record(action, outcome(action, 'already-gone', 'image no longer exists'));
+        } else record(action, { ...failed(action, error), warnings: warnings.get(action) ?? [] });
+      }
+    }
+  }
+}
+
+/** A tagging call that throws outright (e.g. throttled past every retry) fails its whole batch. */
+async function tagOrFail(
+  batch: readonly PlannedAction[],
+  tag: () => Promise<Map<string, unknown>>,
+): Promise<Map<string, unknown>> {
+  try {
+    return await tag();
+  } catch (error) {
+    return new Map(batch.map((action) => [action.imageId, error]));
+  }
 }
 
 type Recheck = Map<string, Image> | { error: unknown };
@@ -82,60 +209,10 @@ async function recheckTargets(
   }
 }
 
-async function runAction(
-  action: PlannedAction,
-  port: ImageActionsPort,
-  options: ExecuteOptions,
-  current: Recheck,
-): Promise<ActionOutcome> {
-  switch (action.kind) {
-    case 'mark':
-      return mark(action, port, options);
-    case 'unmark':
-      return unmark(action, port);
-    case 'deregister':
-      return deregister(action, port, options, current);
-  }
-}
-
-async function mark(
-  action: PlannedAction,
-  port: ImageActionsPort,
-  options: ExecuteOptions,
-): Promise<ActionOutcome> {
-  try {
-    await port.tagImage(action.imageId, { [MARKED_AT_TAG]: options.now.toISOString() });
-  } catch (error) {
-    return failed(action, error);
-  }
-  const result = outcome(action, 'done', `scheduled for removal after ${action.removeAfter}`);
-  if (action.touchDeprecation && action.removeAfter) {
-    try {
-      await port.enableDeprecation(action.imageId, new Date(action.removeAfter));
-    } catch (error) {
-      result.warnings.push(`deprecation not set (${errorCode(error)}): ${errorMessage(error)}`);
-    }
-  }
-  return result;
-}
-
-async function unmark(action: PlannedAction, port: ImageActionsPort): Promise<ActionOutcome> {
-  const warnings: string[] = [];
-  // Cancel the deprecation before dropping the tag: the tag is what tells a later run to retry.
-  if (action.touchDeprecation) {
-    try {
-      await port.disableDeprecation(action.imageId);
-    } catch (error) {
-      warnings.push(`deprecation not cancelled (${errorCode(error)}): ${errorMessage(error)}`);
-    }
-  }
-  try {
-    await port.untagImage(action.imageId, [MARKED_AT_TAG]);
-  } catch (error) {
-    if (IMAGE_GONE.has(errorCode(error))) return outcome(action, 'already-gone', 'image no longer exists');
-    return { ...failed(action, error), warnings };
-  }
-  return { ...outcome(action, 'done', 'removal cancelled'), warnings };
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
 }
 
 async function deregister(

@@ -34,6 +34,12 @@ export interface ImageActionsPort {
   describeImages(imageIds: readonly string[]): Promise<Image[]>;
   tagImage(imageId: string, tags: Record<string, string>): Promise<void>;
   untagImage(imageId: string, keys: readonly string[]): Promise<void>;
+  /**
+   * The same tags on many images or snapshots: one CreateTags call per 1,000 ids. Resolves with
+   * the ids that could not be tagged and why; an empty map means every one was.
+   */
+  tagResources(resourceIds: readonly string[], tags: Record<string, string>): Promise<Map<string, unknown>>;
+  untagResources(resourceIds: readonly string[], keys: readonly string[]): Promise<Map<string, unknown>>;
   enableDeprecation(imageId: string, at: Date): Promise<void>;
   disableDeprecation(imageId: string): Promise<void>;
   deregisterImage(
@@ -54,6 +60,8 @@ export interface SnapshotInventoryPort {
   lockedSnapshotIds(): Promise<{ supported: boolean; ids: Set<string> }>;
   /** Ids of every volume in the Region, all pages: for `all-unreferenced`, to tell a source volume is gone. */
   existingVolumeIds(): Promise<Set<string>>;
+  /** Current state of the given snapshots; ids that no longer exist are simply absent. */
+  describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]>;
 }
 
 /** Who may use an image or snapshot, and taking that away: the real-time audit's reach into AWS. */

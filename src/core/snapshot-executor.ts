@@ -3,11 +3,15 @@ import { errorCode, errorMessage } from '../errors.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotActionOutcome, SnapshotPlan } from '../model.ts';
 import { hasExemptTag } from '../rules/exempt-tag.ts';
 import { BACKUP_TAG_PREFIX, DLM_TAG_PREFIX, managedTag } from '../rules/managed.ts';
+import { forEachConcurrent } from './concurrency.ts';
 import type { ExecuteOptions } from './executor.ts';
-import type { ImageActionsPort, SharingPort } from './ports.ts';
+import type { ImageActionsPort } from './ports.ts';
 
-export type SnapshotActionsPort = Pick<SharingPort, 'describeSnapshot' | 'tagResource' | 'untagResource'> &
-  Pick<ImageActionsPort, 'deleteSnapshot'>;
+export interface SnapshotActionsPort
+  extends Pick<ImageActionsPort, 'tagResources' | 'untagResources' | 'deleteSnapshot'> {
+  /** Current state of the given snapshots; ids that no longer exist are simply absent. */
+  describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]>;
+}
 
 const ORDER: Record<PlannedSnapshotAction['kind'], number> = { unmark: 0, delete: 1, mark: 2 };
 
@@ -24,51 +28,88 @@ export async function executeSnapshotPlan(
   const actions = [...plan.actions].sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
   if (options.dryRun)
     return actions.map((action) => ({ action, status: 'dry-run', detail: 'dry run: nothing was changed' }));
-  const outcomes: SnapshotActionOutcome[] = [];
-  for (const action of actions) {
-    if (options.deadline.remainingMs() < options.reserveMs) {
-      outcomes.push({
-        action,
-        status: 'not-reached',
-        detail: 'time budget exhausted before this action started',
-      });
-      continue;
-    }
-    const outcome = await run(action, port, options);
+  const results = new Map<PlannedSnapshotAction, SnapshotActionOutcome>();
+  const record = (outcome: SnapshotActionOutcome) => {
     options.log.info('snapshot action', {
-      snapshotId: action.snapshotId,
-      action: action.kind,
-      rule: action.rule,
+      snapshotId: outcome.action.snapshotId,
+      action: outcome.action.kind,
+      rule: outcome.action.rule,
       status: outcome.status,
       detail: outcome.detail,
       errorCode: outcome.errorCode,
     });
-    outcomes.push(outcome);
-  }
-  return outcomes;
+    results.set(outcome.action, outcome);
+  };
+  const ofKind = (kind: PlannedSnapshotAction['kind']) => actions.filter((action) => action.kind === kind);
+
+  await tagInBatches(ofKind('unmark'), options, record, 'deletion cancelled', (ids) =>
+    port.untagResources(ids, [MARKED_AT_TAG]),
+  );
+  const current = await recheck(ofKind('delete'), port, options);
+  await forEachConcurrent(ofKind('delete'), ACTION_CONCURRENCY, async (action) => {
+    if (options.deadline.remainingMs() < options.reserveMs) return;
+    record(await remove(action, port, options, current));
+  });
+  await tagInBatches(ofKind('mark'), options, record, 'scheduled for deletion', (ids) =>
+    port.tagResources(ids, { [MARKED_AT_TAG]: options.now.toISOString() }),
+  );
+  return actions.map(
+    (action) =>
+      results.get(action) ?? {
+        action,
+        status: 'not-reached',
+        detail: 'time budget exhausted before this action started',
+      },
+  );
 }
 
-async function run(
-  action: PlannedSnapshotAction,
+const ACTION_CONCURRENCY = 4;
+const TAG_BATCH = 1000;
+
+async function tagInBatches(
+  actions: readonly PlannedSnapshotAction[],
+  options: ExecuteOptions,
+  record: (outcome: SnapshotActionOutcome) => void,
+  doneDetail: string,
+  tag: (ids: string[]) => Promise<Map<string, unknown>>,
+): Promise<void> {
+  for (let start = 0; start < actions.length; start += TAG_BATCH) {
+    if (options.deadline.remainingMs() < options.reserveMs) return;
+    const batch = actions.slice(start, start + TAG_BATCH);
+    let failures: Map<string, unknown>;
+    try {
+      failures = await tag(batch.map((action) => action.snapshotId));
+    } catch (error) {
+      failures = new Map(batch.map((action) => [action.snapshotId, error]));
+    }
+    for (const action of batch) {
+      const error = failures.get(action.snapshotId);
+      if (error === undefined) record({ action, status: 'done', detail: doneDetail });
+      else if (errorCode(error) === 'InvalidSnapshot.NotFound') {
+        record({ action, status: 'already-gone', detail: 'snapshot no longer exists' });
+      } else record({ action, status: 'failed', detail: errorMessage(error), errorCode: errorCode(error) });
+    }
+  }
+}
+
+type Current = Map<string, Snapshot> | { error: unknown };
+
+/** One batched read of every snapshot about to be deleted, right before deleting. */
+async function recheck(
+  actions: readonly PlannedSnapshotAction[],
   port: SnapshotActionsPort,
   options: ExecuteOptions,
-): Promise<SnapshotActionOutcome> {
+): Promise<Current> {
+  if (actions.length === 0) return new Map();
   try {
-    switch (action.kind) {
-      case 'mark':
-        await port.tagResource(action.snapshotId, { [MARKED_AT_TAG]: options.now.toISOString() });
-        return { action, status: 'done', detail: `scheduled for deletion after ${action.removeAfter}` };
-      case 'unmark':
-        await port.untagResource(action.snapshotId, [MARKED_AT_TAG]);
-        return { action, status: 'done', detail: 'deletion cancelled' };
-      case 'delete':
-        return await remove(action, port, options);
-    }
+    const snapshots = await port.describeSnapshots(actions.map((action) => action.snapshotId));
+    return new Map(snapshots.map((snapshot) => [snapshot.snapshotId, snapshot]));
   } catch (error) {
-    const code = errorCode(error);
-    if (code === 'InvalidSnapshot.NotFound')
-      return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
-    return { action, status: 'failed', detail: errorMessage(error), errorCode: code };
+    options.log.error(
+      're-check before deleting snapshots failed; no snapshot will be deleted this run',
+      error as Error,
+    );
+    return { error };
   }
 }
 
@@ -76,23 +117,33 @@ async function remove(
   action: PlannedSnapshotAction,
   port: SnapshotActionsPort,
   options: ExecuteOptions,
+  current: Current,
 ): Promise<SnapshotActionOutcome> {
-  const current = await port.describeSnapshot(action.snapshotId);
-  if (!current) return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
-  const veto = recheckVeto(current, options);
+  if (!(current instanceof Map)) {
+    return {
+      action,
+      status: 'failed',
+      detail: `re-check failed: ${errorMessage(current.error)}`,
+      errorCode: errorCode(current.error),
+    };
+  }
+  const snapshot = current.get(action.snapshotId);
+  if (!snapshot) return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
+  const veto = recheckVeto(snapshot, options);
   if (veto) return { action, status: 'skipped', detail: veto };
   try {
     await port.deleteSnapshot(action.snapshotId);
     return { action, status: 'done', detail: 'deleted' };
   } catch (error) {
+    const code = errorCode(error);
     // EBS itself refuses to delete a snapshot an image still uses: someone registered one since.
-    if (errorCode(error) === 'InvalidSnapshot.InUse') {
+    if (code === 'InvalidSnapshot.InUse')
       return { action, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
-    }
-    throw error;
+    if (code === 'InvalidSnapshot.NotFound')
+      return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
+    return { action, status: 'failed', detail: errorMessage(error), errorCode: code };
   }
 }
-
 /** Facts can change between inventory and deletion; anything that now protects the snapshot wins. */
 function recheckVeto(snapshot: Snapshot, options: ExecuteOptions): string | undefined {
   if (snapshot.ownerId !== options.accountId) return `owner is now ${snapshot.ownerId}, not this account`;

@@ -122,15 +122,20 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
     log,
   };
-  const outcomes: ActionOutcome[] = execute
-    ? await executePlan(plan, ports.actions, executeOptions)
-    : plan.actions.map((action) => ({ action, status: 'planned', warnings: [], snapshots: [] }));
-  const snapshotOutcomes: SnapshotActionOutcome[] =
+  // Images and snapshots draw on different API buckets (DeregisterImage, DeleteSnapshot), so the
+  // two halves of the plan run side by side rather than one after the other.
+  const [outcomes, snapshotOutcomes] = await Promise.all([
+    execute
+      ? executePlan(plan, ports.actions, executeOptions)
+      : plan.actions.map(
+          (action): ActionOutcome => ({ action, status: 'planned', warnings: [], snapshots: [] }),
+        ),
     plan.snapshots && ports.snapshots
       ? execute
-        ? await executeSnapshotPlan(plan.snapshots, ports.snapshots.actions, executeOptions)
-        : plan.snapshots.actions.map((action) => ({ action, status: 'planned' }))
-      : [];
+        ? executeSnapshotPlan(plan.snapshots, ports.snapshots.actions, executeOptions)
+        : plan.snapshots.actions.map((action): SnapshotActionOutcome => ({ action, status: 'planned' }))
+      : [],
+  ]);
 
   const attribution =
     execute && ports.attribution && policy.attribution.maxLookupsPerRun > 0

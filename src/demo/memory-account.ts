@@ -123,6 +123,35 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
     image.tags = Object.fromEntries(Object.entries(image.tags).filter(([key]) => !keys.includes(key)));
   }
 
+  async tagResources(
+    resourceIds: readonly string[],
+    tags: Record<string, string>,
+  ): Promise<Map<string, unknown>> {
+    return this.each(resourceIds, (id) => this.tagResource(id, tags));
+  }
+
+  async untagResources(
+    resourceIds: readonly string[],
+    keys: readonly string[],
+  ): Promise<Map<string, unknown>> {
+    return this.each(resourceIds, (id) => this.untagResource(id, keys));
+  }
+
+  private async each(
+    ids: readonly string[],
+    work: (id: string) => Promise<void>,
+  ): Promise<Map<string, unknown>> {
+    const failures = new Map<string, unknown>();
+    for (const id of ids) {
+      try {
+        await work(id);
+      } catch (error) {
+        failures.set(id, error);
+      }
+    }
+    return failures;
+  }
+
   async enableDeprecation(imageId: string, at: Date): Promise<void> {
     this.mutable('enableDeprecation', imageId).deprecationTime = at;
   }
@@ -156,6 +185,14 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
   async listOwnedSnapshots(accountId: string): Promise<Snapshot[]> {
     this.raiseInjected('listOwnedSnapshots', '*');
     return [...this.snapshots.values()].filter((s) => s.ownerId === accountId).map((s) => structuredClone(s));
+  }
+
+  async describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]> {
+    this.raiseInjected('describeSnapshots', '*');
+    return snapshotIds.flatMap((id) => {
+      const snapshot = this.snapshots.get(id);
+      return snapshot ? [structuredClone(snapshot)] : [];
+    });
   }
 
   async describeSnapshot(snapshotId: string): Promise<Snapshot | undefined> {

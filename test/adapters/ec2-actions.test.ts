@@ -44,7 +44,7 @@ beforeEach(() => {
 });
 
 describe('describeImages', () => {
-  it('re-reads images by id, deprecated and disabled ones included, mapping deregistration protection', async () => {
+  it('re-reads images by an image-id filter, deprecated and disabled ones included, mapping deregistration protection', async () => {
     // Prepare
     const recorded = recordedImages();
     ec2Mock.on(DescribeImagesCommand).resolves({
@@ -56,7 +56,7 @@ describe('describeImages', () => {
 
     // Assess
     expect(ec2Mock).toHaveReceivedCommandExactlyOnceWith(DescribeImagesCommand, {
-      ImageIds: ['ami-0a1b2c3d4e5f60002', 'ami-0a1b2c3d4e5f60004'],
+      Filters: [{ Name: 'image-id', Values: ['ami-0a1b2c3d4e5f60002', 'ami-0a1b2c3d4e5f60004'] }],
       IncludeDeprecated: true,
       IncludeDisabled: true,
     });
@@ -66,15 +66,15 @@ describe('describeImages', () => {
     ]);
   });
 
-  it('asks again one id at a time when one id of the chunk is gone, leaving it out', async () => {
-    // Prepare
+  it('leaves out an id that no longer exists, in the same single call', async () => {
+    // Prepare: a filter, unlike ImageIds, does not fail for an unknown id.
     const recorded = recordedImages();
     const gone = 'ami-0ffffffffffffffff';
     ec2Mock.on(DescribeImagesCommand).callsFake((input: DescribeImagesCommandInput) => {
-      const ids = input.ImageIds ?? [];
-      if (ids.includes(gone))
-        throw awsError('InvalidAMIID.NotFound', 400, `The image id '[${gone}]' does not exist`);
-      return { Images: ids.map((id) => structuredClone(recorded.get(id) ?? {})) };
+      const ids = input.Filters?.[0]?.Values ?? [];
+      return {
+        Images: ids.flatMap((id) => (recorded.has(id) ? [structuredClone(recorded.get(id) ?? {})] : [])),
+      };
     });
 
     // Act
@@ -82,30 +82,12 @@ describe('describeImages', () => {
 
     // Assess
     expect(images.map((image) => image.imageId)).toEqual(['ami-0a1b2c3d4e5f60001', 'ami-0a1b2c3d4e5f60003']);
-    const asked = ec2Mock.commandCalls(DescribeImagesCommand).map((call) => call.args[0].input.ImageIds);
-    expect(asked).toEqual([
-      ['ami-0a1b2c3d4e5f60001', gone, 'ami-0a1b2c3d4e5f60003'],
-      ['ami-0a1b2c3d4e5f60001'],
-      [gone],
-      ['ami-0a1b2c3d4e5f60003'],
-    ]);
-  });
-
-  it('treats a malformed id as absent', async () => {
-    // Prepare
-    ec2Mock.on(DescribeImagesCommand).rejects(awsError('InvalidAMIID.Malformed', 400));
-
-    // Act
-    const images = await actions().describeImages(['not-an-ami']);
-
-    // Assess
-    expect(images).toEqual([]);
     expect(ec2Mock).toHaveReceivedCommandTimes(DescribeImagesCommand, 1);
   });
 
-  it('asks in chunks of 100 ids and makes no call for none', async () => {
+  it('asks in chunks of 200 ids, the most one filter takes, and makes no call for none', async () => {
     // Prepare
-    const ids = Array.from({ length: 150 }, (_, index) => `ami-${index.toString(16).padStart(17, '0')}`);
+    const ids = Array.from({ length: 450 }, (_, index) => `ami-${index.toString(16).padStart(17, '0')}`);
     ec2Mock.on(DescribeImagesCommand).resolves({ Images: [] });
 
     // Act
@@ -115,8 +97,8 @@ describe('describeImages', () => {
     // Assess
     const sizes = ec2Mock
       .commandCalls(DescribeImagesCommand)
-      .map((call) => call.args[0].input.ImageIds?.length);
-    expect(sizes).toEqual([100, 50]);
+      .map((call) => call.args[0].input.Filters?.[0]?.Values?.length);
+    expect(sizes).toEqual([200, 200, 50]);
   });
 
   it('lets any other error through unchanged', async () => {

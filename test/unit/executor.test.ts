@@ -521,10 +521,12 @@ describe('executePlan: the re-check right before deregistering', () => {
 
 describe('executePlan: the time budget', () => {
   it.each([0, 1, 3])(
-    'stops cleanly after %i actions when the remaining time drops below the reserve',
+    'stops cleanly after %i deregistrations when the remaining time drops below the reserve',
     async (n) => {
       // Prepare: plenty of time for the first n checks, then less than the reserve.
-      const images = Array.from({ length: 4 }, () => image());
+      const images = Array.from({ length: 4 }, (_, index) =>
+        dueImage({ creationDate: daysBefore(NOW, 400 - index) }),
+      );
       const account = accountWith(...images);
       let checks = 0;
       const deadline: Deadline = {
@@ -533,10 +535,7 @@ describe('executePlan: the time budget', () => {
           return checks <= n ? 600_000 : 19_999;
         },
       };
-      const removeAfter = daysAfter(NOW, 7).toISOString();
-      const work = plan(
-        images.map((subject) => action('mark', subject, { removeAfter, touchDeprecation: false })),
-      );
+      const work = plan(images.map((subject) => deregisterOf(subject)));
 
       // Act
       const outcomes = await executePlan(work, account, options({ deadline, reserveMs: 20_000 }));
@@ -546,7 +545,9 @@ describe('executePlan: the time budget', () => {
         ...Array.from({ length: n }, () => 'done'),
         ...Array.from({ length: 4 - n }, () => 'not-reached'),
       ]);
-      expect(account.calls).toEqual(images.slice(0, n).map((subject) => `tagImage ${subject.imageId}`));
+      expect(account.calls.filter((call) => call.startsWith('deregisterImage'))).toEqual(
+        images.slice(0, n).map((subject) => `deregisterImage ${subject.imageId}`),
+      );
       const report = buildReport(work, outcomes, {
         mode: 'apply',
         dryRun: false,
@@ -556,9 +557,39 @@ describe('executePlan: the time budget', () => {
       });
       expect(report.complete).toBe(false);
       expect(report.totals.notReached).toBe(4 - n);
-      expect(report.totals.marked).toBe(n);
+      expect(report.totals.deregistered).toBe(n);
     },
   );
+
+  it('tags marks in one batch, and leaves the whole batch unreached when the budget is spent first', async () => {
+    // Prepare
+    const images = Array.from({ length: 4 }, () => image());
+    const removeAfter = daysAfter(NOW, 7).toISOString();
+    const work = plan(
+      images.map((subject) => action('mark', subject, { removeAfter, touchDeprecation: false })),
+    );
+    const inTime = accountWith(...images);
+    const late = accountWith(...images);
+
+    // Act
+    const done = await executePlan(work, inTime, options());
+    const unreached = await executePlan(
+      work,
+      late,
+      options({ deadline: { remainingMs: () => 1 }, reserveMs: 20_000 }),
+    );
+
+    // Assess
+    expect(done.map((entry) => entry.status)).toEqual(['done', 'done', 'done', 'done']);
+    expect(inTime.calls).toEqual(images.map((subject) => `tagImage ${subject.imageId}`));
+    expect(unreached.map((entry) => entry.status)).toEqual([
+      'not-reached',
+      'not-reached',
+      'not-reached',
+      'not-reached',
+    ]);
+    expect(late.calls).toEqual([]);
+  });
 
   it('reports the run complete when the budget lasts', async () => {
     // Prepare

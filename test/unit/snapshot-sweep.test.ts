@@ -319,6 +319,7 @@ describe('runSweep with snapshots on the demo account', () => {
       listOwnedSnapshots: (accountId) => account.listOwnedSnapshots(accountId),
       lockedSnapshotIds: async () => ({ supported: false, ids: new Set<string>() }),
       existingVolumeIds: () => account.existingVolumeIds(),
+      describeSnapshots: (ids) => account.describeSnapshots(ids),
     };
     const snapshots = { inventory, sharing: account, actions: account };
 
