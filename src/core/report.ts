@@ -99,6 +99,8 @@ export interface RunReport {
   cost: CostEstimate;
   trail?: TrailHealth;
   attribution?: AttributionSummary;
+  /** Which invocation of a run this is, for a run that continued across invocations. */
+  run?: { runId: string; invocation: number; startedAt: string };
   warnings: string[];
 }
 

@@ -1,13 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
 import { backfillCreators, createCreatorLookup, createTrailHealthCheck } from '../adapters/cloudtrail.ts';
+import { createContinuationQueue } from '../adapters/continuation-queue.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
 import { createSnapshotPorts } from '../adapters/snapshots.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import { loadPolicyFile, type Policy } from '../config/policy.ts';
+import {
+  type Continuation,
+  continuationSchema,
+  continueReport,
+  MAX_INVOCATIONS,
+  nextContinuation,
+} from '../core/continuation.ts';
 import { sendDigest } from '../core/digest.ts';
 import { CREATED_BY_TAG } from '../core/image-audit.ts';
 import type { Log, StateStore } from '../core/ports.ts';
@@ -38,6 +47,24 @@ const manualEvent = z
     path: ['asOf'],
   });
 
+/** The sweep's own hand-over to a follow-up invocation, delivered by its SQS queue one at a time. */
+const continuationEvent = z.looseObject({
+  Records: z
+    .tuple([z.looseObject({ eventSource: z.literal('aws:sqs'), body: z.string() })])
+    .transform(([record], context) => {
+      try {
+        return continuationSchema.parse(JSON.parse(record.body));
+      } catch (error) {
+        context.issues.push({
+          code: 'custom',
+          message: `not a continuation: ${(error as Error).message}`,
+          input: record.body,
+        });
+        return z.NEVER;
+      }
+    }),
+});
+
 const sweepEvent = z.union([scheduledEvent, manualEvent]);
 
 export interface SweepDependencies {
@@ -45,6 +72,8 @@ export interface SweepDependencies {
   ports: (signal: AbortSignal | undefined) => Omit<SweepPorts, 'log'>;
   /** Alerts (e.g. the Region's real-time audit going blind) and the state that deduplicates them. */
   alerts?: { notifier: Notifier; state: StateStore };
+  /** Hands an unfinished run to the next invocation; without it, tomorrow's run carries on. */
+  continueWith?: (next: Continuation) => Promise<void>;
   policy: Policy;
   region: string;
   dryRun: boolean;
@@ -60,27 +89,40 @@ export function makeSweepHandler(deps: SweepDependencies) {
     context: Pick<Context, 'getRemainingTimeInMillis'>,
     options?: { signal?: AbortSignal },
   ): Promise<SweepResult> => {
-    const parsed = sweepEvent.safeParse(event);
-    if (!parsed.success) {
+    const continued = continuationEvent.safeParse(event);
+    const previous: Continuation | undefined = continued.success ? continued.data.Records : undefined;
+    const parsed = previous ? undefined : sweepEvent.safeParse(event);
+    if (parsed && !parsed.success) {
       // A malformed event will never become valid on retry, so it is dropped, not thrown.
       const reason = `not a scheduled event or a {mode, asOf} invocation: ${z.prettifyError(parsed.error)}`;
       deps.log.error('event rejected', { reason });
       return { status: 'rejected', reason };
     }
-    const input = parsed.data;
-    const at = 'time' in input ? input.time : input.asOf;
-    const report = await runSweep(
+    const input = parsed?.data;
+    const scheduled = previous ? previous.scheduled : input !== undefined && 'time' in input;
+    const at = previous?.asOf ?? (input && ('time' in input ? input.time : input.asOf));
+    const runId =
+      previous?.runId ?? (input && 'id' in input && typeof input.id === 'string' ? input.id : randomUUID());
+    const mode = input && 'mode' in input && input.mode === 'plan' ? 'plan' : 'apply';
+    const ran = await runSweep(
       { ...deps.ports(options?.signal), log: deps.log },
       {
         policy: deps.policy,
         region: deps.region,
         now: at ? new Date(at) : deps.clock(),
-        mode: 'mode' in input && input.mode === 'plan' ? 'plan' : 'apply',
+        mode,
         dryRun: deps.dryRun || deps.policy.dryRun,
         deadline: { remainingMs: () => context.getRemainingTimeInMillis() },
       },
     );
+    const report = continueReport(ran, previous, runId);
     deps.log.info('run report', { report });
+
+    const next = nextContinuation(report, scheduled);
+    if (next) {
+      await handOn(next, deps);
+      return report;
+    }
     if (deps.alerts) {
       const trailAlert = await alertOnTrailChange(report.trail, {
         accountId: report.accountId,
@@ -88,15 +130,34 @@ export function makeSweepHandler(deps: SweepDependencies) {
         log: deps.log,
       });
       deps.log.info('trail health', { verdict: report.trail?.ok ? 'ok' : 'blind', alert: trailAlert });
-      // Scheduled sweeps only: a hand-run plan (perhaps on a forecast clock) must not post to the
-      // channel nor move the fingerprint the next scheduled digest is compared with.
-      if ('time' in input) {
+      // Scheduled runs only, once the whole run is done: a hand-run plan (perhaps on a forecast
+      // clock) must not post to the channel nor move the fingerprint the next digest is compared with.
+      if (scheduled) {
         const digest = await sendDigest(report, { policy: deps.policy, ...deps.alerts, log: deps.log });
         deps.log.info('sweep digest', { digest });
       }
     }
     return report;
   };
+}
+
+async function handOn(next: Continuation, deps: SweepDependencies): Promise<void> {
+  if (next.invocation > MAX_INVOCATIONS) {
+    deps.log.error('run stopped unfinished', {
+      runId: next.runId,
+      reason: `not finished after ${MAX_INVOCATIONS} invocations; the next scheduled run starts afresh`,
+    });
+    return;
+  }
+  if (!deps.continueWith) {
+    deps.log.warn('run unfinished', {
+      runId: next.runId,
+      reason: 'no continuation queue; the next scheduled run carries on',
+    });
+    return;
+  }
+  await deps.continueWith(next);
+  deps.log.info('run continues', { runId: next.runId, invocation: next.invocation });
 }
 
 function defaultDependencies(): SweepDependencies {
@@ -116,6 +177,7 @@ function defaultDependencies(): SweepDependencies {
         },
       };
     },
+    ...(env.continuationQueueUrl ? { continueWith: createContinuationQueue(env.continuationQueueUrl) } : {}),
     alerts: {
       notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
       state: createSsmStateStore({ prefix: env.stateParameterPrefix }),

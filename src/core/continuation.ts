@@ -1,0 +1,125 @@
+import * as z from 'zod';
+import type { CostEstimate, RunReport, RunTotals } from './report.ts';
+
+/**
+ * A sweep that cannot finish inside one Lambda invocation stops before its deadline and hands on
+ * this small record, so the next invocation carries on the same run: same clock (so the plan it
+ * rebuilds from the account's current state holds only what is left), and running totals (so the
+ * last report covers the whole run). Nothing done is ever redone: a marked image is now scheduled,
+ * a deregistered one is gone.
+ */
+export interface Continuation {
+  runId: string;
+  /** 1 for the first invocation. */
+  invocation: number;
+  /** The run's clock, shared by every invocation. */
+  asOf: string;
+  startedAt: string;
+  /** Runs started by the schedule end with the Slack digest; hand-started ones do not. */
+  scheduled: boolean;
+  /** What earlier invocations did; counts of the run's inventory come from the first one. */
+  totals: RunTotals;
+  cost: Pick<CostEstimate, 'reclaimedGiB' | 'reclaimableGiB'>;
+}
+
+/** How many invocations one run may take before it stops and says so, rather than loop forever. */
+export const MAX_INVOCATIONS = 20;
+
+/** Every counter of RunTotals, so a hand-over can be checked as strictly as a policy. */
+const totalsSchema = z.custom<RunTotals>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    Object.values(value).every((entry) => typeof entry === 'number' && Number.isInteger(entry) && entry >= 0),
+  { message: 'totals must map counters to whole numbers' },
+);
+
+export const continuationSchema = z.strictObject({
+  runId: z.string().min(1).max(100),
+  invocation: z.number().int().min(1).max(MAX_INVOCATIONS),
+  asOf: z.iso.datetime(),
+  startedAt: z.iso.datetime(),
+  scheduled: z.boolean(),
+  totals: totalsSchema,
+  cost: z.strictObject({ reclaimedGiB: z.number().min(0), reclaimableGiB: z.number().min(0) }),
+});
+
+/** Counts of what was done, which add up across invocations. */
+const DONE: readonly (keyof RunTotals)[] = [
+  'pending',
+  'marked',
+  'unmarked',
+  'deregistered',
+  'alreadyGone',
+  'skipped',
+  'failed',
+  'snapshotsDeleted',
+  'snapshotsFailed',
+  'snapshotsMarked',
+  'snapshotsUnmarked',
+  'orphansDeleted',
+];
+
+/** Counts of the account as the run found it, which the first invocation measured. */
+const INVENTORY: readonly (keyof RunTotals)[] = [
+  'images',
+  'kept',
+  'eligible',
+  'findings',
+  'snapshots',
+  'snapshotsKept',
+  'orphans',
+];
+
+/**
+ * The report of an invocation that continues a run, made to cover the whole run: its actions and
+ * decisions stay this invocation's own (earlier ones were logged by their invocations), while the
+ * totals and the cost add up everything done since the run began.
+ */
+export function continueReport(
+  report: RunReport,
+  previous: Continuation | undefined,
+  runId: string,
+): RunReport {
+  const run = {
+    runId,
+    invocation: previous?.invocation ?? 1,
+    startedAt: previous?.startedAt ?? report.startedAt,
+  };
+  if (!previous) return { ...report, run };
+  const totals = { ...report.totals };
+  for (const key of DONE) totals[key] = (previous.totals[key] ?? 0) + report.totals[key];
+  for (const key of INVENTORY) totals[key] = previous.totals[key] ?? report.totals[key];
+  const reclaimedGiB = round(previous.cost.reclaimedGiB + report.cost.reclaimedGiB);
+  const reclaimableGiB = round(previous.cost.reclaimableGiB + report.cost.reclaimableGiB);
+  return {
+    ...report,
+    run,
+    startedAt: previous.startedAt,
+    totals,
+    cost: {
+      ...report.cost,
+      reclaimedGiB,
+      reclaimableGiB,
+      estimatedMonthlySavingUsd: round((reclaimedGiB + reclaimableGiB) * report.cost.pricePerGbMonthUsd),
+    },
+  };
+}
+
+/** What the next invocation needs, or undefined when the run is complete. */
+export function nextContinuation(report: RunReport, scheduled: boolean): Continuation | undefined {
+  if (report.complete || !report.run || report.mode !== 'apply') return undefined;
+  return {
+    runId: report.run.runId,
+    invocation: report.run.invocation + 1,
+    asOf: report.asOf,
+    startedAt: report.run.startedAt,
+    scheduled,
+    totals: report.totals,
+    cost: { reclaimedGiB: report.cost.reclaimedGiB, reclaimableGiB: report.cost.reclaimableGiB },
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
