@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { defaultPolicy, loadPolicyFile, type Policy, parsePolicy } from '../config/policy.ts';
+import { defaultPolicy, type Policy, parsePolicy } from '../config/policy.ts';
+import { loadPolicyFile } from '../config/policy-file.ts';
 import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
 import type { ImageActionsPort, InventoryPort, SharingPort, SnapshotInventoryPort } from '../core/ports.ts';
 import { unboundedDeadline } from '../core/ports.ts';
@@ -77,7 +78,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   let policy: Policy;
   try {
     policy = options.config
-      ? loadPolicyFile(options.config)
+      ? await loadPolicyFile(options.config)
       : options.demo
         ? parsePolicy(demoPolicyDocument)
         : defaultPolicy();

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
 import { PolicyError } from '../errors.ts';
 import { ageSchema } from '../rules/age.ts';
@@ -59,25 +57,6 @@ export function parsePolicy(document: unknown): Policy {
   const result = policySchema.safeParse(document ?? {});
   if (result.success) return result.data;
   throw new PolicyError(result.error.issues.map(describeIssue), { cause: result.error });
-}
-
-/** Reads a YAML or JSON policy file (JSON is valid YAML) and validates it. */
-export function loadPolicyFile(path: string): Policy {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new PolicyError([`cannot read policy file ${path}`], { cause: error });
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new PolicyError([`${path} is not valid YAML or JSON: ${(error as Error).message}`], {
-      cause: error,
-    });
-  }
-  return parsePolicy(document);
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -9,7 +9,6 @@
  * - newer actions wrapped in `{ "<Action>Request": {...} }` / `{ "<Action>Response": {...} }`, with
  *   PascalCase request keys (EnableImage and the block-public-access switches are of that age).
  */
-import { EventBridgeSchema } from '@aws-lambda-powertools/parser/schemas/eventbridge';
 import * as z from 'zod';
 import { resolveCaller } from '../core/caller.ts';
 import type { Caller, SharePermissions } from '../model.ts';
@@ -74,10 +73,18 @@ const amiId = z.string().regex(/^ami-[0-9a-f]{8,32}$/i, 'expected an AMI id (ami
 const snapshotId = z.string().regex(/^snap-[0-9a-f]{8,32}$/i, 'expected a snapshot id (snap-…)');
 
 /**
- * The Powertools schema checks the envelope fields every EventBridge event has; narrowing
+ * The fields every EventBridge event has (as Powertools' EventBridgeSchema lists them, written out
+ * here because importing that schema pulls the whole of zod into the bundle); narrowing
  * `detail-type` and `source` turns a misrouted event into a clear reason instead of a wrong audit.
  */
-const envelopeSchema = EventBridgeSchema.extend({
+const envelopeSchema = z.object({
+  version: z.string(),
+  id: z.string(),
+  account: z.string(),
+  time: z.iso.datetime(),
+  region: z.string(),
+  resources: z.array(z.string()),
+  'replay-name': z.string().optional(),
   'detail-type': z.literal(CLOUDTRAIL_DETAIL_TYPE),
   source: z.literal('aws.ec2'),
   detail: z.looseObject({}),

@@ -3,8 +3,9 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createImageActions } from '../adapters/ec2.ts';
 import { createSharing } from '../adapters/sharing.ts';
+import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
-import { loadPolicyFile, type Policy } from '../config/policy.ts';
+import type { Policy } from '../config/policy.ts';
 import { type AuditOutcome, auditImageEvent } from '../core/image-audit.ts';
 import type { ImageActionsPort, Log, SharingPort } from '../core/ports.ts';
 import { type ImageEvent, parseImageEvent } from '../events/image-event.ts';
@@ -76,9 +77,9 @@ function resourceKey(kind: ImageEvent['kind'], resourceId: string | undefined): 
   return { imageId: resourceId };
 }
 
-function defaultDependencies(): ImageEventDependencies {
+async function defaultDependencies(): Promise<ImageEventDependencies> {
   const env = readEventEnvironment();
-  const policy = loadPolicyFile(env.policyFile);
+  const policy = await loadDeployedPolicy(env.policyFile);
   return {
     ports: (signal) => ({ images: createImageActions({ signal }), sharing: createSharing({ signal }) }),
     notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
@@ -88,6 +89,6 @@ function defaultDependencies(): ImageEventDependencies {
   };
 }
 
-export const handler = middy(makeImageEventHandler(defaultDependencies()), {
+export const handler = middy(makeImageEventHandler(await defaultDependencies()), {
   timeoutEarlyInMillis: 2_000,
 }).use(injectLambdaContext(logger));

@@ -8,8 +8,9 @@ import { createContinuationQueue } from '../adapters/continuation-queue.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
 import { createSnapshotPorts } from '../adapters/snapshots.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
+import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
-import { loadPolicyFile, type Policy } from '../config/policy.ts';
+import type { Policy } from '../config/policy.ts';
 import {
   type Continuation,
   continuationSchema,
@@ -160,9 +161,9 @@ async function handOn(next: Continuation, deps: SweepDependencies): Promise<void
   deps.log.info('run continues', { runId: next.runId, invocation: next.invocation });
 }
 
-function defaultDependencies(): SweepDependencies {
+async function defaultDependencies(): Promise<SweepDependencies> {
   const env = readEventEnvironment();
-  const policy = loadPolicyFile(env.policyFile);
+  const policy = await loadDeployedPolicy(env.policyFile);
   return {
     ports: (signal) => {
       const lookup = createCreatorLookup({ signal });
@@ -194,6 +195,6 @@ function defaultDependencies(): SweepDependencies {
  * The executor stops starting actions 20 s before the timeout; middy's early timeout, 10 s before,
  * aborts whatever call is still in flight so the invocation ends with a log rather than a kill.
  */
-export const handler = middy(makeSweepHandler(defaultDependencies()), { timeoutEarlyInMillis: 10_000 }).use(
-  injectLambdaContext(logger),
-);
+export const handler = middy(makeSweepHandler(await defaultDependencies()), {
+  timeoutEarlyInMillis: 10_000,
+}).use(injectLambdaContext(logger));

@@ -1,5 +1,5 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
-import { getParameter } from '@aws-lambda-powertools/parameters/ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import type { Log } from '../core/ports.ts';
 import { errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
@@ -261,7 +261,7 @@ export function webhookFromSsm(
   return async () => {
     let value: unknown;
     try {
-      value = await getParameter(name, { decrypt: true, maxAge });
+      value = await cachedParameter(name, maxAge);
     } catch (error) {
       throw new SlackWebhookError(
         `could not read the Slack webhook from SSM parameter ${name}: ${redact(errorMessage(error), undefined)}`,
@@ -278,6 +278,25 @@ export function webhookFromSsm(
     }
     return url;
   };
+}
+
+/** Read once per warm Lambda (for `maxAge` seconds), not once per alert. */
+const parameterCache = new Map<string, { value: string | undefined; expiresAt: number }>();
+let ssm: SSMClient | undefined;
+
+/** Forgets cached webhook URLs, e.g. after the parameter was rotated. */
+export function clearWebhookCache(): void {
+  parameterCache.clear();
+}
+
+async function cachedParameter(name: string, maxAgeSeconds: number): Promise<string | undefined> {
+  const cached = parameterCache.get(name);
+  if (cached && cached.expiresAt > Date.now()) return cached.value;
+  ssm ??= new SSMClient({});
+  const output = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
+  const value = output.Parameter?.Value;
+  if (maxAgeSeconds > 0) parameterCache.set(name, { value, expiresAt: Date.now() + maxAgeSeconds * 1000 });
+  return value;
 }
 
 function isAcceptableWebhook(url: string): boolean {

@@ -1,10 +1,10 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { clearCaches } from '@aws-lambda-powertools/parameters';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  clearWebhookCache,
   createSlackNotifier,
   redact,
   retryAfterMs,
@@ -395,7 +395,7 @@ describe('webhookFromSsm', () => {
   beforeEach(() => {
     ssmMock.reset();
     // Powertools keeps its cache in the module for the life of the process, as on a warm Lambda.
-    clearCaches();
+    clearWebhookCache();
   });
 
   it('resolves undefined without calling SSM when no parameter is configured', async () => {

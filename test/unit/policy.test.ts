@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy, loadPolicyFile, parsePolicy } from '../../src/config/policy.ts';
+import { defaultPolicy, parsePolicy } from '../../src/config/policy.ts';
+import { loadPolicyFile } from '../../src/config/policy-file.ts';
 import { PolicyError } from '../../src/errors.ts';
 
 const SHIPPED_POLICY = resolve(import.meta.dirname, '../../policy.yml');
@@ -149,19 +150,34 @@ describe('parsePolicy errors', () => {
 });
 
 describe('the shipped policy.yml', () => {
-  it('parses to exactly the defaults', () => {
+  it('parses to exactly the defaults', async () => {
     // Act
-    const shipped = loadPolicyFile(SHIPPED_POLICY);
+    const shipped = await loadPolicyFile(SHIPPED_POLICY);
 
     // Assess
     expect(shipped).toEqual(defaultPolicy());
   });
 
-  it('loads when named relative to the repo root, as the Lambda does', () => {
+  it('loads when named relative to the repo root, as the CLI does', async () => {
     // Act
-    const shipped = loadPolicyFile('policy.yml');
+    const shipped = await loadPolicyFile('policy.yml');
 
     // Assess
     expect(shipped).toStrictEqual(defaultPolicy());
+  });
+
+  it('is what esbuild.config.cjs compiles into the Lambda bundles', async () => {
+    // Prepare
+    const { createRequire } = await import('node:module');
+    const config = createRequire(import.meta.url)('../../esbuild.config.cjs') as (sls: unknown) => {
+      define: Record<string, string>;
+    };
+
+    // Act
+    const options = config({ config: { serviceDir: resolve(import.meta.dirname, '../..') } });
+    const compiled = JSON.parse(JSON.parse(options.define['process.env.AMI_JANITOR_BUNDLED_POLICY'] ?? '""'));
+
+    // Assess
+    expect(parsePolicy(compiled)).toStrictEqual(await loadPolicyFile(SHIPPED_POLICY));
   });
 });
