@@ -22,15 +22,39 @@ export interface AwsClientsConfig {
   region?: string;
 }
 
+/**
+ * Each client is built on first use and kept: a warm Lambda reuses its connections, and a cold
+ * one pays only for the services it calls (the event handler never builds CloudTrail's, say).
+ */
 export function createAwsClients(config: AwsClientsConfig = {}): AwsClients {
   // withRetry (retry.ts) owns retries; SDK retries on top would multiply the attempts and hide the backoff.
   const common = { maxAttempts: 1, ...(config.region ? { region: config.region } : {}) };
+  let ec2: EC2Client | undefined;
+  let autoScaling: AutoScalingClient | undefined;
+  let ssm: SSMClient | undefined;
+  let sts: STSClient | undefined;
+  let cloudTrail: CloudTrailClient | undefined;
   return {
-    ec2: new EC2Client(common),
-    autoScaling: new AutoScalingClient(common),
-    ssm: new SSMClient(common),
-    sts: new STSClient(common),
-    cloudTrail: new CloudTrailClient(common),
+    get ec2() {
+      ec2 ??= new EC2Client(common);
+      return ec2;
+    },
+    get autoScaling() {
+      autoScaling ??= new AutoScalingClient(common);
+      return autoScaling;
+    },
+    get ssm() {
+      ssm ??= new SSMClient(common);
+      return ssm;
+    },
+    get sts() {
+      sts ??= new STSClient(common);
+      return sts;
+    },
+    get cloudTrail() {
+      cloudTrail ??= new CloudTrailClient(common);
+      return cloudTrail;
+    },
   };
 }
 
