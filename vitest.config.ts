@@ -8,7 +8,12 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/unit/**/*.test.ts', 'test/adapters/**/*.test.ts', 'test/notify/**/*.test.ts'],
+          include: [
+            'test/unit/**/*.test.ts',
+            'test/adapters/**/*.test.ts',
+            'test/notify/**/*.test.ts',
+            'test/bench/**/*.test.ts',
+          ],
           setupFiles: ['test/setup.ts'],
           env: { POWERTOOLS_LOG_LEVEL: 'SILENT', AWS_REGION: 'eu-west-1' },
         },

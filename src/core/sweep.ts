@@ -67,7 +67,22 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   const warnings: string[] = [];
   const trail = await checkTrail(ports, request.region, accountFindings, warnings);
 
-  const { accountId, images, references } = await gatherFacts(ports.inventory);
+  const { accountId, images } = await gatherStep('facts', async () => ({
+    accountId: await ports.inventory.accountId(),
+    images: await ports.inventory.listOwnedImages(),
+  }));
+  // Reference checks (DescribeImageReferences) and snapshot share checks (DescribeSnapshotAttribute)
+  // are the two long inventory phases; they draw on different API buckets and need only the image
+  // list, so they run side by side.
+  const snapshots = ports.snapshots;
+  const [references, snapshotEvaluation] = await Promise.all([
+    gatherStep('facts', () => ports.inventory.findReferences(images)),
+    snapshots
+      ? gatherStep('snapshots', () =>
+          evaluateSnapshots(snapshots, { accountId, images, policy, now, log, warnings }),
+        )
+      : undefined,
+  ]);
   const facts = buildFacts(images, references, accountId, policy.keepLatest.familyTags);
 
   const decisions = images.flatMap((image) => {
@@ -91,19 +106,6 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
       });
     }
   }
-
-  const snapshotEvaluation = ports.snapshots
-    ? await gatherStep('snapshots', () =>
-        evaluateSnapshots(ports.snapshots as SnapshotPorts, {
-          accountId,
-          images,
-          policy,
-          now,
-          log,
-          warnings,
-        }),
-      )
-    : undefined;
 
   const plan = buildPlan({ accountId, region: request.region, images, decisions, policy, now });
   if (snapshotEvaluation) plan.snapshots = buildSnapshotPlan({ ...snapshotEvaluation, policy, now });
@@ -231,13 +233,4 @@ async function gatherStep<T>(what: string, step: () => Promise<T>): Promise<T> {
       cause: error,
     });
   }
-}
-
-function gatherFacts(inventory: InventoryPort) {
-  return gatherStep('facts', async () => {
-    const accountId = await inventory.accountId();
-    const images = await inventory.listOwnedImages();
-    const references = await inventory.findReferences(images);
-    return { accountId, images, references };
-  });
 }
