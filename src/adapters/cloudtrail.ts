@@ -14,7 +14,7 @@ import {
   LookupEventsCommand,
 } from '@aws-sdk/client-cloudtrail';
 import * as z from 'zod';
-import { resolveCaller } from '../core/caller.ts';
+import { resolveCaller, userIdentitySchema } from '../core/caller.ts';
 import type { Log } from '../core/ports.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
@@ -271,21 +271,7 @@ const creationRecordSchema = z.looseObject({
   errorCode: optionalString,
   sourceIPAddress: optionalString,
   userAgent: optionalString,
-  userIdentity: z.looseObject({
-    type: optionalString,
-    arn: optionalString,
-    principalId: optionalString,
-    accountId: optionalString,
-    invokedBy: optionalString,
-    userName: optionalString,
-    sessionContext: z
-      .looseObject({
-        sessionIssuer: z
-          .looseObject({ type: optionalString, arn: optionalString, userName: optionalString })
-          .optional(),
-      })
-      .optional(),
-  }),
+  userIdentity: userIdentitySchema,
   responseElements: z.looseObject({ imageId: z.unknown().optional() }).nullish(),
 });
 

@@ -1,21 +1,27 @@
+import * as z from 'zod';
 import type { Caller } from '../model.ts';
 
-/** The part of CloudTrail's `userIdentity` this product reads; every field is optional in practice. */
-export interface UserIdentity {
-  type?: string | undefined;
-  arn?: string | undefined;
-  principalId?: string | undefined;
-  accountId?: string | undefined;
-  invokedBy?: string | undefined;
-  userName?: string | undefined;
-  sessionContext?:
-    | {
-        sessionIssuer?:
-          | { type?: string | undefined; arn?: string | undefined; userName?: string | undefined }
-          | undefined;
-      }
-    | undefined;
-}
+/** The part of CloudTrail's `userIdentity` this product reads. */
+export type UserIdentity = z.infer<typeof userIdentitySchema>;
+
+const optionalString = z.string().optional();
+
+/** The schema of `UserIdentity`; every field is optional because CloudTrail omits them freely. */
+export const userIdentitySchema = z.looseObject({
+  type: optionalString,
+  arn: optionalString,
+  principalId: optionalString,
+  accountId: optionalString,
+  invokedBy: optionalString,
+  userName: optionalString,
+  sessionContext: z
+    .looseObject({
+      sessionIssuer: z
+        .looseObject({ type: optionalString, arn: optionalString, userName: optionalString })
+        .optional(),
+    })
+    .optional(),
+});
 
 /**
  * Resolves the principal a human should ask about a change. An assumed-role session ARN names a

@@ -10,7 +10,7 @@
  *   PascalCase request keys (EnableImage and the block-public-access switches are of that age).
  */
 import * as z from 'zod';
-import { resolveCaller } from '../core/caller.ts';
+import { resolveCaller, userIdentitySchema } from '../core/caller.ts';
 import type { Caller, SharePermissions } from '../model.ts';
 
 export const HANDLED_EVENT_NAMES = [
@@ -100,23 +100,6 @@ const headSchema = z.looseObject({
 });
 
 const optionalString = z.string().optional();
-
-/** Mirrors `UserIdentity` in core/caller.ts; every field is optional because CloudTrail omits them freely. */
-const userIdentitySchema = z.looseObject({
-  type: optionalString,
-  arn: optionalString,
-  principalId: optionalString,
-  accountId: optionalString,
-  invokedBy: optionalString,
-  userName: optionalString,
-  sessionContext: z
-    .looseObject({
-      sessionIssuer: z
-        .looseObject({ type: optionalString, arn: optionalString, userName: optionalString })
-        .optional(),
-    })
-    .optional(),
-});
 
 const commonSchema = z.looseObject({
   eventID: z.string().min(1),
