@@ -116,6 +116,8 @@ export interface ReportMeta {
   snapshotOutcomes?: SnapshotActionOutcome[];
   /** GiB by snapshot id, for every snapshot the run knows, to price what it removes. */
   snapshotSizes?: ReadonlyMap<string, number>;
+  /** Orphan candidates not decided for lack of time: the run is not complete. */
+  undecided?: number;
 }
 
 export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportMeta): RunReport {
@@ -150,7 +152,7 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     asOf: plan.asOf,
     startedAt: meta.startedAt.toISOString(),
     finishedAt: meta.finishedAt.toISOString(),
-    complete: !all.some((o) => o.status === 'not-reached'),
+    complete: !all.some((o) => o.status === 'not-reached') && !meta.undecided,
     totals: {
       images: plan.inventorySize,
       kept: plan.decisions.filter((d) => d.verdict === 'keep').length,

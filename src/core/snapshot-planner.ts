@@ -31,7 +31,8 @@ export function buildSnapshotPlan(input: {
       sizeGiB: decision.sizeGiB,
     };
     if (decision.verdict === 'keep') {
-      if (marked && decision.rule !== 'not-owned') {
+      // Undecided is not "no longer an orphan": its mark stays until a run decides it.
+      if (marked && decision.rule !== 'not-owned' && decision.rule !== 'not-reached') {
         actions.push({ ...base, kind: 'unmark', reason: `no longer an orphan: ${decision.reason}` });
       }
       continue;

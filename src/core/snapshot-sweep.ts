@@ -15,6 +15,8 @@ export interface SnapshotPorts {
 export interface SnapshotEvaluation {
   snapshots: Snapshot[];
   decisions: SnapshotDecision[];
+  /** Orphan candidates left undecided because the time budget ran out; the run must continue. */
+  undecided: number;
 }
 
 /** Reading sharing costs one call per snapshot, so only orphan candidates pay it, a few at a time. */
@@ -34,6 +36,8 @@ export async function evaluateSnapshots(
     now: Date;
     log: Log;
     warnings: string[];
+    /** False once no more share checks may start, so that time is left to act on what was decided. */
+    mayRead?: (() => boolean) | undefined;
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
@@ -70,7 +74,20 @@ export async function evaluateSnapshots(
     decisions.set(snapshot.snapshotId, decision);
     if (decision.verdict === 'orphan') candidates.push(snapshot);
   }
+  // Oldest first, the order deletions go in, so the share checks a budget allows serve the plan.
+  candidates.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  let undecided = 0;
   await forEachConcurrent(candidates, SHARING_CONCURRENCY, async (snapshot) => {
+    if (context.mayRead && !context.mayRead()) {
+      undecided += 1;
+      decisions.set(snapshot.snapshotId, {
+        ...evaluateSnapshot(snapshot, factsOf(snapshot), policy, now),
+        verdict: 'keep',
+        rule: 'not-reached',
+        reason: 'its sharing was not read before the time budget ran out; decided on the next run',
+      });
+      return;
+    }
     let sharing: SharePermissions | 'unknown';
     try {
       sharing = await ports.sharing.snapshotPermissions(snapshot.snapshotId);
@@ -93,5 +110,10 @@ export async function evaluateSnapshots(
       reason: decision.reason,
     });
   }
-  return { snapshots, decisions: ordered };
+  if (undecided > 0) {
+    warnings.push(
+      `${undecided} orphan candidates were left undecided to keep time for acting; the run continues`,
+    );
+  }
+  return { snapshots, decisions: ordered, undecided };
 }

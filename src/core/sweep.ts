@@ -75,11 +75,12 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // are the two long inventory phases; they draw on different API buckets and need only the image
   // list, so they run side by side.
   const snapshots = ports.snapshots;
+  const mayRead = shareCheckBudget(request);
   const [references, snapshotEvaluation] = await Promise.all([
     gatherStep('facts', () => ports.inventory.findReferences(images)),
     snapshots
       ? gatherStep('snapshots', () =>
-          evaluateSnapshots(snapshots, { accountId, images, policy, now, log, warnings }),
+          evaluateSnapshots(snapshots, { accountId, images, policy, now, log, warnings, mayRead }),
         )
       : undefined,
   ]);
@@ -152,6 +153,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
       : undefined;
 
   const report = buildReport(plan, outcomes, {
+    undecided: snapshotEvaluation?.undecided ?? 0,
     snapshotOutcomes,
     snapshotSizes: new Map(
       (snapshotEvaluation?.snapshots ?? []).map((s) => [s.snapshotId, snapshotSizeGiB(s)]),
@@ -222,6 +224,20 @@ async function backfillCreators(
     }
   }
   return { examined: result.examined, found: result.found.size, tagged, skipped: result.skipped };
+}
+
+/**
+ * Share checks are one call per orphan candidate, enough on a large account to fill a whole
+ * invocation. They stop while this much of the starting budget is left, so every invocation also
+ * acts, and what was not decided is decided by the next one.
+ */
+const SHARE_CHECKS_LEAVE_FOR_ACTING = 0.4;
+
+function shareCheckBudget(request: SweepRequest): (() => boolean) | undefined {
+  const start = request.deadline.remainingMs();
+  if (!Number.isFinite(start) || request.mode !== 'apply') return undefined;
+  const floor = (request.reserveMs ?? DEFAULT_RESERVE_MS) + start * SHARE_CHECKS_LEAVE_FOR_ACTING;
+  return () => request.deadline.remainingMs() > floor;
 }
 
 async function gatherStep<T>(what: string, step: () => Promise<T>): Promise<T> {

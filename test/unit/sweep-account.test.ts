@@ -231,3 +231,48 @@ describe('alertOnTrailChange', () => {
     expect(slack.sent).toEqual([]);
   });
 });
+
+describe('sweep: share checks within the time budget', () => {
+  it('stops reading sharing while time is left to act, and leaves the rest to the next invocation', async () => {
+    // Prepare: a large budget at the start, then less than the 40% kept for acting.
+    const account = new MemoryAccount(demoAccount(NOW));
+    let first = true;
+    const deadline = {
+      remainingMs: () => {
+        const remaining = first ? 1_000_000 : 100_000;
+        first = false;
+        return remaining;
+      },
+    };
+
+    // Act
+    const report = await runSweep(
+      {
+        inventory: account,
+        actions: account,
+        log: recordingLog(),
+        snapshots: { inventory: account, sharing: account, actions: account },
+      },
+      {
+        policy: parsePolicy(demoPolicyDocument),
+        region: 'eu-west-1',
+        now: NOW,
+        mode: 'apply',
+        dryRun: false,
+        deadline,
+      },
+    );
+
+    // Assess: no orphan was decided, so none was marked or deleted; images were still acted on.
+    const undecided = report.snapshotDecisions.filter((d) => d.rule === 'not-reached');
+    expect(undecided.length).toBeGreaterThan(0);
+    expect(report.totals.orphans).toBe(0);
+    expect(report.snapshotActions).toEqual([]);
+    expect(report.totals.marked).toBeGreaterThan(0);
+    expect(report.complete).toBe(false);
+    expect(report.warnings).toContain(
+      `${undecided.length} orphan candidates were left undecided to keep time for acting; the run continues`,
+    );
+    expect(account.calls.some((call) => call.startsWith('snapshotPermissions'))).toBe(false);
+  });
+});
