@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countsFor } from '../../scripts/bench/account.ts';
+import { Bench, type Invocation } from '../../scripts/bench/harness.ts';
+import {
+  type Continuation,
+  continueReport,
+  MAX_INVOCATIONS,
+  nextContinuation,
+} from '../../src/core/continuation.ts';
+import type { RunReport } from '../../src/core/report.ts';
+
+/**
+ * A run that cannot finish in one invocation, against the simulated EC2 behind aws-sdk-client-mock:
+ * each invocation stops at its deadline, hands on as the handler does, and the next carries on
+ * with the same clock until the run is complete.
+ */
+describe('a sweep continued over several short invocations of the simulated account', () => {
+  let bench: Bench;
+  const invocations: Invocation[] = [];
+  let combined: RunReport | undefined;
+
+  beforeAll(async () => {
+    // Prepare: 60 simulated seconds per invocation, far too little for the whole job.
+    bench = new Bench({ counts: countsFor(400), seed: 11, scale: 2000, invocationMs: 60_000 });
+    const before = bench.reference();
+
+    // Act
+    let previous: Continuation | undefined;
+    for (let index = 1; index <= MAX_INVOCATIONS; index++) {
+      const invocation = await bench.invoke('apply', index === 1 ? before : undefined);
+      invocations.push(invocation);
+      if (!invocation.report) break;
+      combined = continueReport(invocation.report, previous, 'test-run');
+      previous = nextContinuation(combined, true);
+      if (!previous) break;
+    }
+  }, 120_000);
+
+  afterAll(() => bench.close());
+
+  it('needs more than one invocation, and the last one completes the run', () => {
+    expect(invocations.length).toBeGreaterThan(1);
+    expect(invocations.slice(0, -1).every((invocation) => invocation.report?.complete === false)).toBe(true);
+    expect(combined?.complete).toBe(true);
+  });
+
+  it('never does an action twice, and fails none', () => {
+    for (const invocation of invocations) {
+      expect(invocation.error).toBeUndefined();
+      expect(invocation.redundancy).toEqual({ removedAgain: 0, markedAgain: 0, unmarkedAgain: 0 });
+      expect(invocation.report?.totals.failed).toBe(0);
+    }
+  });
+
+  it('removes everything the run was due to remove, and its combined report says so', () => {
+    const after = bench.reference();
+    const left = [...after.plan.actions, ...(after.plan.snapshots?.actions ?? [])].filter(
+      (action) => action.kind === 'deregister' || action.kind === 'delete',
+    );
+    expect(left).toEqual([]);
+    const done = invocations.reduce(
+      (sum, invocation) => sum + (invocation.report?.totals.deregistered ?? 0),
+      0,
+    );
+    expect(combined?.totals.deregistered).toBe(done);
+    expect(done).toBe(bench.intended.imagesRemoved);
+  });
+});
