@@ -14,6 +14,10 @@ import {
   LookupEventsCommand,
 } from '@aws-sdk/client-cloudtrail';
 import * as z from 'zod';
+import type {
+  TrailHealth as CoreTrailHealth,
+  TrailHealthCheck as CoreTrailHealthCheck,
+} from '../core/account-audit.ts';
 import { resolveCaller, userIdentitySchema } from '../core/caller.ts';
 import type { Log } from '../core/ports.ts';
 import { errorCode, errorMessage } from '../errors.ts';
@@ -63,18 +67,14 @@ export interface TrailHealthEntry {
   error?: string;
 }
 
-export interface TrailHealth {
-  /** At least one trail that applies to the Region is logging management write events. */
-  ok: boolean;
-  region: string;
-  /** A sentence a human can read in a Slack message or the audit report. */
-  reason: string;
+/** The core's trail health, with the trails behind the verdict. */
+export interface TrailHealth extends CoreTrailHealth {
   /** The trails that apply to the Region, in DescribeTrails order. */
   trails: TrailHealthEntry[];
 }
 
-export interface TrailHealthCheck {
-  /** `region` must be the Region the CloudTrail client talks to: DescribeTrails answers for that one. */
+/** `region` must be the Region the CloudTrail client talks to: DescribeTrails answers for that one. */
+export interface TrailHealthCheck extends CoreTrailHealthCheck {
   check(region: string): Promise<TrailHealth>;
 }
 

@@ -180,7 +180,6 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;
   const autoScaling = deps.autoScaling ?? awsClients.autoScaling;
   const ssm = deps.ssm ?? awsClients.ssm;
-  const sts = deps.sts ?? awsClients.sts;
   const log = deps.log ?? logger;
   const call = makeCall(deps);
 
@@ -541,7 +540,7 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
     accountId() {
       accountIdPromise ??= inventoryStep('resolve the account id', async () => {
         const identity = await call('GetCallerIdentity', (options) =>
-          sts.send(new GetCallerIdentityCommand({}), options),
+          (deps.sts ?? awsClients.sts).send(new GetCallerIdentityCommand({}), options),
         );
         if (!identity.Account) throw new InventoryError('GetCallerIdentity returned no Account');
         return identity.Account;

@@ -7,8 +7,10 @@ import { forEachConcurrent } from './concurrency.ts';
 import type { InventoryPort, Log, SharingPort, SnapshotInventoryPort } from './ports.ts';
 
 export interface TrailHealth {
+  /** At least one trail that applies to the Region is logging management write events. */
   ok: boolean;
   region: string;
+  /** A sentence a human can read in a Slack message or the audit report. */
   reason: string;
 }
 
@@ -49,9 +51,6 @@ export interface AccountAuditReport {
 /** Reading sharing is one call per resource; a few in flight stay well inside the Describe bucket. */
 const CONCURRENCY = 8;
 const SEVERITY_ORDER: readonly Severity[] = ['critical', 'high', 'medium', 'low'];
-
-export const blindTrailReason = (region: string) =>
-  `no CloudTrail trail logs management write events in ${region}: real-time audit is blind in ${region}`;
 
 /**
  * Findings only, changing nothing: public or over-shared images and snapshots, missing required

@@ -268,14 +268,12 @@ async function auditExposure(
         : `Ask ${describeCaller(event.caller)} whether it must be shared; if not, run the fix command below.`,
     ...fixCommandUnlessRemediated(remediation, subject.fixCommand(offending)),
   };
-  const delivery = await ports.notifier.send(alertMessage(alert));
-  if (!delivery.delivered) {
-    // The alert itself goes to the log so that it is never lost, even while Slack is down.
-    ports.log.error('alert not delivered', { alert, delivery });
+  const undelivered = await sendAlert(alert, ports);
+  if (undelivered) {
     return {
       status: 'alert-not-delivered',
       resourceId: subject.id,
-      detail: delivery.error ?? 'Slack did not accept the alert',
+      detail: undelivered,
       findings,
       remediation,
     };
@@ -314,17 +312,25 @@ async function alertBlockPublicAccessOff(
     nextStep: `Ask ${describeCaller(event.caller)} why; unless a public ${resource} is intended, turn it back on.`,
     fixCommand: blockPublicAccessFixCommand(event.region, resource),
   };
-  const delivery = await ports.notifier.send(alertMessage(alert));
-  if (!delivery.delivered) {
-    ports.log.error('alert not delivered', { alert, delivery });
+  const undelivered = await sendAlert(alert, ports);
+  if (undelivered) {
     return {
       status: 'alert-not-delivered',
       resourceId: event.accountId,
-      detail: delivery.error ?? 'Slack did not accept the alert',
+      detail: undelivered,
       findings: [finding],
     };
   }
   return { status: 'alerted', resourceId: event.accountId, detail: alert.title, findings: [finding] };
+}
+
+/** Sends an alert; when Slack does not take it, logs it whole and says why. */
+async function sendAlert(alert: Alert, ports: AuditPorts): Promise<string | undefined> {
+  const delivery = await ports.notifier.send(alertMessage(alert));
+  if (delivery.delivered) return undefined;
+  // The alert itself goes to the log so that it is never lost, even while Slack is down.
+  ports.log.error('alert not delivered', { alert, delivery });
+  return delivery.error ?? 'Slack did not accept the alert';
 }
 
 function fixCommandUnlessRemediated(remediation: AuditOutcome['remediation'], command: string | undefined) {

@@ -9,7 +9,6 @@ import {
   type AccountAuditReport,
   type AuditFinding,
   auditAccount,
-  blindTrailReason,
   type TrailHealth,
   type TrailHealthCheck,
 } from '../../src/core/account-audit.ts';
@@ -76,6 +75,8 @@ function findingsFor(report: AccountAuditReport, resourceId: string, rule?: stri
     (finding) => finding.resourceId === resourceId && (rule === undefined || finding.rule === rule),
   );
 }
+
+const BLIND_REASON = `no CloudTrail trail logs management write events in ${REGION}: real-time audit is blind in ${REGION}`;
 
 describe('auditAccount on the demo account', () => {
   it('finds the public image, the over-shared image, the public snapshot and the missing tags', async () => {
@@ -158,7 +159,7 @@ describe('auditAccount on the demo account', () => {
 
   it('raises one high trail-health finding when no trail feeds the real-time audit', async () => {
     // Prepare
-    const { run } = setup({ trailHealth: trailCheck({ ok: false, reason: blindTrailReason(REGION) }) });
+    const { run } = setup({ trailHealth: trailCheck({ ok: false, reason: BLIND_REASON }) });
 
     // Act
     const report = await run();
@@ -172,7 +173,7 @@ describe('auditAccount on the demo account', () => {
         name: REGION,
         rule: 'trail-health',
         severity: 'high',
-        reason: blindTrailReason(REGION),
+        reason: BLIND_REASON,
       },
     ]);
     expect(trail[0]?.reason).toContain(`real-time audit is blind in ${REGION}`);
