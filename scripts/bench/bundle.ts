@@ -45,6 +45,7 @@ const ESBUILD_KEYS = new Set([
   'footer',
   'define',
   'external',
+  'plugins',
   'loader',
   'treeShaking',
   'legalComments',
