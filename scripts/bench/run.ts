@@ -108,14 +108,9 @@ function header(bench: Bench, title: string): void {
 async function fullSweep(): Promise<void> {
   const images = numberArg('images', args.images) ?? REFERENCE_COUNTS.images;
   const counts = images === REFERENCE_COUNTS.images ? REFERENCE_COUNTS : countsFor(images);
-  const bench = new Bench({ counts, seed, scale, clock, ...(headroom === undefined ? {} : { headroom }) });
-  header(
-    bench,
-    'full sweep (plan, then apply with the grace period over and caps high enough for everything)',
-  );
-
-  // Bundles and cold imports first: the memory probe needs the bundled handler's footprint, and
-  // the timing of fresh processes must not compete with the sweep for the two cores.
+  // Bundles and cold imports first, before this process builds the simulated account: the memory
+  // probe needs the bundled handler's footprint, and the timing of fresh processes must compete
+  // neither with the sweep nor with the collector tidying up after the account's generation.
   const {
     bundles,
     imports,
@@ -127,6 +122,11 @@ async function fullSweep(): Promise<void> {
         lines: ['handlers: not measured (--skip-bundle)'],
       }
     : await measureHandlers();
+  const bench = new Bench({ counts, seed, scale, clock, ...(headroom === undefined ? {} : { headroom }) });
+  header(
+    bench,
+    'full sweep (plan, then apply with the grace period over and caps high enough for everything)',
+  );
   const handlerRssMb = imports.get('sweep')?.rssMb ?? ASSUMED_HANDLER_RSS_MB;
 
   // The first evaluation in this process: cold, as in a fresh Lambda container. A plan changes
