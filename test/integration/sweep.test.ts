@@ -2,9 +2,13 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { DescribeImagesCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { build } from 'esbuild';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { packagingOptions, temporaryDirectory } from '../../scripts/bench/bundle.ts';
 import type { RunReport } from '../../src/core/report.ts';
 import { describeWithMoto, MOTO_ACCOUNT_ID, type MotoHandle } from './moto.ts';
 import { Seeder } from './seed.ts';
@@ -208,11 +212,10 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
     await expectRemovedExactly(seed, account);
   });
 
-  it('Lambda handler: scheduled events mark, then deregister after the grace period', async () => {
-    // Prepare: the handler module reads its environment and builds its clients when first imported.
-    const env = { ...moto.env(), AMI_JANITOR_POLICY_FILE: policyFile(), AMI_JANITOR_DRY_RUN: 'false' };
-    Object.assign(process.env, env);
-    const { handler } = await import('../../src/handlers/sweep.ts');
+  type SweepHandler = (event: unknown, context: unknown) => Promise<unknown>;
+
+  /** Two scheduled runs eight days apart: the first marks, the second deregisters exactly the stale. */
+  async function markThenRemove(handler: SweepHandler): Promise<void> {
     const event = (days: number) => ({
       version: '0',
       id: `sweep-${days}`,
@@ -228,30 +231,70 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
       getRemainingTimeInMillis: () => 850_000,
       functionName: 'ami-janitor-sweep',
       awsRequestId: 'req-1',
-    } as unknown as Parameters<typeof handler>[1];
+    };
 
+    // Act 1
+    const first = (await handler(event(120), context)) as RunReport;
+
+    // Assess 1
+    expect(first.totals).toMatchObject({ marked: 4, deregistered: 0, failed: 0 });
+    expect((await imageIdsInAccount(seed)).size).toBe(Object.keys(account.ids).length + 1);
+
+    // Act 2
+    const second = (await handler(event(128), context)) as RunReport;
+
+    // Assess 2
+    expect(second.totals).toMatchObject({
+      deregistered: 4,
+      snapshotsDeleted: 4,
+      failed: 0,
+      snapshotsFailed: 0,
+    });
+    expect(second.complete).toBe(true);
+    await expectRemovedExactly(seed, account);
+  }
+
+  it('Lambda handler: scheduled events mark, then deregister after the grace period', async () => {
+    // Prepare: the handler module reads its environment and builds its clients when first imported.
+    const env = { ...moto.env(), AMI_JANITOR_POLICY_FILE: policyFile(), AMI_JANITOR_DRY_RUN: 'false' };
+    Object.assign(process.env, env);
     try {
-      // Act 1
-      const first = (await handler(event(120), context)) as RunReport;
+      const { handler } = await import('../../src/handlers/sweep.ts');
 
-      // Assess 1
-      expect(first.totals).toMatchObject({ marked: 4, deregistered: 0, failed: 0 });
-      expect((await imageIdsInAccount(seed)).size).toBe(Object.keys(account.ids).length + 1);
-
-      // Act 2
-      const second = (await handler(event(128), context)) as RunReport;
-
-      // Assess 2
-      expect(second.totals).toMatchObject({
-        deregistered: 4,
-        snapshotsDeleted: 4,
-        failed: 0,
-        snapshotsFailed: 0,
-      });
-      expect(second.complete).toBe(true);
-      await expectRemovedExactly(seed, account);
+      // Act and assess
+      await markThenRemove(handler as SweepHandler);
     } finally {
       for (const key of Object.keys(env)) delete process.env[key];
+    }
+  });
+
+  it('the bundled Lambda handler, built as serverless package builds it, does the same', async () => {
+    // Prepare: serverless.yml's esbuild options, with this test's policy compiled in where the
+    // deployment compiles policy.yml.
+    const packaging = packagingOptions(`${ROOT}/`);
+    const directory = temporaryDirectory();
+    const file = join(directory.path, `sweep${packaging.extension}`);
+    await build({
+      ...packaging.esbuild,
+      define: {
+        ...packaging.esbuild.define,
+        'process.env.AMI_JANITOR_BUNDLED_POLICY': JSON.stringify(JSON.stringify(parseYaml(POLICY))),
+      },
+      entryPoints: [join(ROOT, 'src', 'handlers', 'sweep.ts')],
+      outfile: file,
+      absWorkingDir: ROOT,
+      logLevel: 'silent',
+    });
+    const env = { ...moto.env(), AMI_JANITOR_DRY_RUN: 'false' };
+    Object.assign(process.env, env);
+    try {
+      const { handler } = (await import(pathToFileURL(file).href)) as { handler: SweepHandler };
+
+      // Act and assess
+      await markThenRemove(handler);
+    } finally {
+      for (const key of Object.keys(env)) delete process.env[key];
+      directory.remove();
     }
   });
 });
