@@ -240,13 +240,28 @@ export class Bench {
 // ---------------------------------------------------------------------------------------------
 // Minimum calls
 
-/** `decide`: reads a sweep needs before it can act; `act`: the actions and their re-checks. */
-export interface MinimumRow {
-  api: string;
+/**
+ * The sweep's two chains, which run side by side: images (references, then deregistrations) and
+ * snapshots (share checks, then deletions). Each acts once its own decisions are made.
+ */
+export type Chain = 'images' | 'snapshots';
+export const CHAINS: readonly Chain[] = ['images', 'snapshots'];
+
+interface Phases {
   decide: number;
   act: number;
-  formula: string;
 }
+
+/** `decide`: reads a sweep needs before it can act; `act`: the actions and their re-checks. */
+export interface MinimumRow extends Phases {
+  api: string;
+  formula: string;
+  /** The calls each chain needs; a read both chains wait for (the image list) counts in each. */
+  chains: Partial<Record<Chain, Phases>>;
+}
+
+const inImages = (decide: number, act = 0) => ({ images: { decide, act } });
+const inSnapshots = (decide: number, act = 0) => ({ snapshots: { decide, act } });
 
 const ceil = (n: number, per: number) => Math.ceil(n / per);
 /** EC2 takes at most 200 values in one filter, which bounds a re-check by id. */
@@ -263,99 +278,147 @@ export function minimumCalls(
   policy: Policy,
 ): MinimumRow[] {
   const work = mode === 'apply' ? actionsDone(reference, report) : undefined;
+  const imageList = Math.max(1, ceil(reference.images, 1000));
+  const reCheck = work ? ceil(work.deregistrationsPlanned, FILTER_VALUES) : 0;
+  const snapshotList = Math.max(1, ceil(reference.snapshots, 1000));
+  const snapshotReCheck = work ? ceil(work.deletionsPlanned, FILTER_VALUES) : 0;
+  const volumeList =
+    policy.snapshots.mode === 'all-unreferenced' ? Math.max(1, ceil(reference.volumes, 500)) : 0;
   const rows: MinimumRow[] = [
-    { api: 'GetCallerIdentity', decide: 1, act: 0, formula: '1 per invocation (STS, not metered)' },
+    {
+      api: 'GetCallerIdentity',
+      decide: 1,
+      act: 0,
+      formula: '1 per invocation (STS, not metered)',
+      chains: { ...inImages(1), ...inSnapshots(1) },
+    },
     {
       api: 'DescribeImages',
-      decide: Math.max(1, ceil(reference.images, 1000)),
-      act: work ? ceil(work.deregistrationsPlanned, FILTER_VALUES) : 0,
+      decide: imageList,
+      act: reCheck,
       formula: '⌈images/1000⌉ + ⌈deregistrations planned/200⌉ (re-check: 200 ids per filter)',
+      chains: { ...inImages(imageList, reCheck), ...inSnapshots(imageList) },
     },
     {
       api: 'DescribeImageReferences',
       decide: ceil(reference.images, 10),
       act: 0,
       formula: '⌈images/10⌉',
+      chains: inImages(ceil(reference.images, 10)),
     },
     {
       api: 'DescribeLaunchTemplates',
       decide: Math.max(1, ceil(reference.launchTemplates, 200)),
       act: 0,
       formula: '⌈templates/200⌉ (to find $Default versions older than the depth)',
+      chains: inImages(Math.max(1, ceil(reference.launchTemplates, 200))),
     },
     {
       api: 'DescribeLaunchTemplateVersions',
       decide: reference.templatesOutsideDepth,
       act: 0,
       formula: 'templates whose $Default is older than the version depth',
+      chains: inImages(reference.templatesOutsideDepth),
     },
-    { api: 'DescribeAutoScalingGroups', decide: 1, act: 0, formula: '1 page (Auto Scaling, not metered)' },
-    { api: 'DescribeLaunchConfigurations', decide: 1, act: 0, formula: '1 page (Auto Scaling, not metered)' },
+    {
+      api: 'DescribeAutoScalingGroups',
+      decide: 1,
+      act: 0,
+      formula: '1 page (Auto Scaling, not metered)',
+      chains: inImages(1),
+    },
+    {
+      api: 'DescribeLaunchConfigurations',
+      decide: 1,
+      act: 0,
+      formula: '1 page (Auto Scaling, not metered)',
+      chains: inImages(1),
+    },
     {
       api: 'DescribeSnapshots',
-      decide: Math.max(1, ceil(reference.snapshots, 1000)),
-      act: work ? ceil(work.deletionsPlanned, FILTER_VALUES) : 0,
+      decide: snapshotList,
+      act: snapshotReCheck,
       formula: '⌈snapshots/1000⌉ + ⌈orphan deletions planned/200⌉ (re-check: 200 ids per filter)',
+      chains: inSnapshots(snapshotList, snapshotReCheck),
     },
     {
       api: 'DescribeLockedSnapshots',
       decide: Math.max(1, ceil(reference.lockEntries, 1000)),
       act: 0,
       formula: '⌈locked snapshots/1000⌉',
+      chains: inSnapshots(Math.max(1, ceil(reference.lockEntries, 1000))),
     },
     {
       api: 'DescribeVolumes',
-      decide: policy.snapshots.mode === 'all-unreferenced' ? Math.max(1, ceil(reference.volumes, 500)) : 0,
+      decide: volumeList,
       act: 0,
       formula: 'mode all-unreferenced only: ⌈volumes/500⌉',
+      chains: inSnapshots(volumeList),
     },
     {
       api: 'DescribeSnapshotAttribute',
       decide: reference.orphanCandidates,
       act: 0,
       formula: 'orphan candidates (sharing is the last check)',
+      chains: inSnapshots(reference.orphanCandidates),
     },
     {
       api: 'DescribeImageAttribute',
       decide: 0,
       act: 0,
       formula: '0: no sweep rule reads launch permissions (Public comes with DescribeImages)',
+      chains: inImages(0),
     },
     {
       api: 'CreateTags',
       decide: 0,
       act: work ? ceil(work.imageMarks, 1000) + ceil(work.snapshotMarks, 1000) : 0,
       formula: '⌈images marked/1000⌉ + ⌈snapshots marked/1000⌉',
+      chains: {
+        ...inImages(0, work ? ceil(work.imageMarks, 1000) : 0),
+        ...inSnapshots(0, work ? ceil(work.snapshotMarks, 1000) : 0),
+      },
     },
     {
       api: 'DeleteTags',
       decide: 0,
       act: work ? ceil(work.imageUnmarks, 1000) + ceil(work.snapshotUnmarks, 1000) : 0,
       formula: '⌈images unmarked/1000⌉ + ⌈snapshots unmarked/1000⌉',
+      chains: {
+        ...inImages(0, work ? ceil(work.imageUnmarks, 1000) : 0),
+        ...inSnapshots(0, work ? ceil(work.snapshotUnmarks, 1000) : 0),
+      },
     },
     {
       api: 'EnableImageDeprecation',
       decide: 0,
       act: work?.deprecationsSet ?? 0,
       formula: 'images marked whose deprecation is ours to set (no batch API)',
+      chains: inImages(0, work?.deprecationsSet ?? 0),
     },
     {
       api: 'DisableImageDeprecation',
       decide: 0,
       act: work?.deprecationsCancelled ?? 0,
       formula: 'images unmarked whose deprecation was ours',
+      chains: inImages(0, work?.deprecationsCancelled ?? 0),
     },
     {
       api: 'DeregisterImage',
       decide: 0,
       act: work?.deregistrations ?? 0,
       formula: 'images deregistered (snapshots go with DeleteAssociatedSnapshots)',
+      chains: inImages(0, work?.deregistrations ?? 0),
     },
     {
       api: 'DeleteSnapshot',
       decide: 0,
       act: work ? work.orphanDeletions + work.separateSnapshotDeletions : 0,
       formula: 'orphans deleted + exclusive snapshots of deregistered images that also had a shared one',
+      chains: {
+        ...inImages(0, work?.separateSnapshotDeletions ?? 0),
+        ...inSnapshots(0, work?.orphanDeletions ?? 0),
+      },
     },
   ];
   return rows;
@@ -435,25 +498,34 @@ function actionsDone(reference: ReferenceEvaluation, report: RunReport | undefin
 // Lower bound on time
 
 /**
- * The shortest time the buckets allow for `rows`, in simulated ms. Per phase (decide, then act),
- * every API drains its own bucket in parallel, so a phase lasts as long as its slowest API:
- * max(0, calls − burst) / refill. The phases are summed, since a sweep acts on what it decided.
- * With `headroom` < 1 the bucket and refill are scaled down as the limiter scales them.
+ * The shortest time the buckets allow the sweep for `rows`, in simulated ms. Within a chain, every
+ * API drains its own bucket in parallel, so a phase lasts as long as its slowest API,
+ * max(0, calls − burst) / refill, and the chain's phases add up, since it acts on what it decided.
+ * The two chains run side by side: the sweep takes as long as the longer one, and never less than
+ * any API needs for all its calls. With `headroom` < 1 the bucket and refill are scaled down as
+ * the limiter scales them.
  */
 export function lowerBound(rows: readonly MinimumRow[], headroom = 1): number {
-  const phases = phaseBounds(rows, headroom);
-  return phases.decide + phases.act;
+  return Math.max(
+    ...CHAINS.map((chain) => {
+      const phases = phaseBounds(rows, headroom, chain);
+      return phases.decide + phases.act;
+    }),
+    pipelinedBound(rows, headroom),
+  );
 }
 
-export function phaseBounds(rows: readonly MinimumRow[], headroom = 1): { decide: number; act: number } {
-  const slowest = (phase: 'decide' | 'act') =>
-    Math.max(0, ...rows.map((row) => drainMs(row.api, row[phase], headroom)));
+/** Each phase's slowest API, over every API or over one chain's share of the calls. */
+export function phaseBounds(rows: readonly MinimumRow[], headroom = 1, chain?: Chain): Phases {
+  const callsOf = (row: MinimumRow): Phases => (chain ? (row.chains[chain] ?? { decide: 0, act: 0 }) : row);
+  const slowest = (phase: keyof Phases) =>
+    Math.max(0, ...rows.map((row) => drainMs(row.api, callsOf(row)[phase], headroom)));
   return { decide: slowest('decide'), act: slowest('act') };
 }
 
 /** Every API of every phase at once: the bound for a sweep that overlapped deciding and acting. */
-export function pipelinedBound(rows: readonly MinimumRow[]): number {
-  return Math.max(0, ...rows.map((row) => drainMs(row.api, row.decide + row.act, 1)));
+export function pipelinedBound(rows: readonly MinimumRow[], headroom = 1): number {
+  return Math.max(0, ...rows.map((row) => drainMs(row.api, row.decide + row.act, headroom)));
 }
 
 export function drainMs(api: string, calls: number, headroom = 1): number {

@@ -1,6 +1,6 @@
 import type { AccountCounts, Intended } from './account.ts';
 import type { BundleResult, ColdImport, HandlerName } from './bundle.ts';
-import type { Invocation, MinimumRow } from './harness.ts';
+import { CHAINS, type Chain, drainMs, type Invocation, type MinimumRow } from './harness.ts';
 
 /** Plain-text tables and the target lines: everything `npm run bench` prints. */
 
@@ -127,14 +127,19 @@ export function formatWindows(invocation: Invocation): string[] {
 }
 
 export function boundFormula(rows: readonly MinimumRow[]): string {
-  const slowest = (phase: 'decide' | 'act') => {
+  const slowest = (chain: Chain, phase: 'decide' | 'act') => {
     let best: MinimumRow | undefined;
-    for (const row of rows) if (!best || row[phase] > best[phase]) best = row;
-    return best;
+    const calls = (row: MinimumRow) => row.chains[chain]?.[phase] ?? 0;
+    for (const row of rows)
+      if (calls(row) > 0 && (!best || drainMs(row.api, calls(row)) > drainMs(best.api, calls(best))))
+        best = row;
+    return best?.api ?? '-';
   };
-  const decide = slowest('decide');
-  const act = slowest('act');
-  return `Σ over phases (decide, act) of max over APIs of max(0, calls − 100) / refill; largest: ${decide?.api ?? '-'} (decide), ${act?.api ?? '-'} (act)`;
+  const chains = CHAINS.map((chain) => `${chain}: ${slowest(chain, 'decide')} then ${slowest(chain, 'act')}`);
+  return (
+    'max over the two chains run side by side of Σ over phases (decide, act) of max over APIs of ' +
+    `max(0, calls − 100) / refill, and at least any API's calls drained at once; slowest ${chains.join('; ')}`
+  );
 }
 
 export interface TargetInputs {

@@ -22,13 +22,42 @@ export interface SnapshotEvaluation {
 /** Reading sharing costs one call per snapshot, so only orphan candidates pay it, a few at a time. */
 const SHARING_CONCURRENCY = 8;
 
+/** What the snapshot inventory calls return; complete, or the call throws. */
+export interface SnapshotInventory {
+  snapshots: Snapshot[];
+  lockedIds: ReadonlySet<string>;
+  /** Mode all-unreferenced only: the volumes that exist. */
+  volumeIds?: ReadonlySet<string> | undefined;
+}
+
 /**
- * Gathers the snapshot facts once and decides every snapshot. A missing fact never reads as
- * "safe to delete": an inventory failure throws (the caller removes nothing), and a snapshot whose
- * sharing cannot be read is kept.
+ * Lists the account's snapshots, locks and (mode all-unreferenced) volumes. Any failure throws,
+ * and the caller removes nothing: a missing fact never reads as "safe to delete".
+ */
+export async function gatherSnapshotInventory(
+  ports: SnapshotPorts,
+  context: { accountId: string; policy: Policy; warnings: string[] },
+): Promise<SnapshotInventory> {
+  const { accountId, policy, warnings } = context;
+  const snapshots = await ports.inventory.listOwnedSnapshots(accountId);
+  const locks = await ports.inventory.lockedSnapshotIds();
+  if (!locks.supported) {
+    warnings.push(
+      'snapshot locks could not be listed here (DescribeLockedSnapshots unsupported); EBS still refuses to delete a locked snapshot',
+    );
+  }
+  const volumeIds =
+    policy.snapshots.mode === 'all-unreferenced' ? await ports.inventory.existingVolumeIds() : undefined;
+  return { snapshots, lockedIds: locks.ids, volumeIds };
+}
+
+/**
+ * Decides every snapshot of the inventory. Sharing is read for orphan candidates only, one call
+ * each; a snapshot whose sharing cannot be read is kept, so this never throws for one snapshot.
  */
 export async function evaluateSnapshots(
   ports: SnapshotPorts,
+  inventory: SnapshotInventory,
   context: {
     accountId: string;
     images: readonly Image[];
@@ -41,15 +70,7 @@ export async function evaluateSnapshots(
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
-  const snapshots = await ports.inventory.listOwnedSnapshots(accountId);
-  const locks = await ports.inventory.lockedSnapshotIds();
-  if (!locks.supported) {
-    warnings.push(
-      'snapshot locks could not be listed here (DescribeLockedSnapshots unsupported); EBS still refuses to delete a locked snapshot',
-    );
-  }
-  const volumes =
-    policy.snapshots.mode === 'all-unreferenced' ? await ports.inventory.existingVolumeIds() : undefined;
+  const { snapshots, lockedIds, volumeIds: volumes } = inventory;
 
   const usedBy = new Map<string, string[]>();
   for (const image of images) {
@@ -61,7 +82,7 @@ export async function evaluateSnapshots(
     accountId,
     usedBy: usedBy.get(snapshot.snapshotId) ?? [],
     existingImageIds,
-    locked: locks.ids.has(snapshot.snapshotId),
+    locked: lockedIds.has(snapshot.snapshotId),
     ...(volumes && snapshot.volumeId ? { volumeExists: volumes.has(snapshot.volumeId) } : {}),
     ...(volumes && !snapshot.volumeId ? { volumeExists: false } : {}),
     ...(sharing ? { sharing } : {}),

@@ -1,6 +1,14 @@
 import type { Policy } from '../config/policy.ts';
 import { errorCode, errorMessage, InventoryError } from '../errors.ts';
-import type { ActionOutcome, Caller, Image, Plan, SnapshotActionOutcome } from '../model.ts';
+import type {
+  ActionOutcome,
+  Caller,
+  Decision,
+  Image,
+  Plan,
+  Reference,
+  SnapshotActionOutcome,
+} from '../model.ts';
 import { buildFacts } from '../rules/family.ts';
 import { evaluateImage } from '../rules/index.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
@@ -17,7 +25,7 @@ import {
 } from './report.ts';
 import { executeSnapshotPlan } from './snapshot-executor.ts';
 import { buildSnapshotPlan } from './snapshot-planner.ts';
-import { evaluateSnapshots, type SnapshotPorts } from './snapshot-sweep.ts';
+import { evaluateSnapshots, gatherSnapshotInventory, type SnapshotPorts } from './snapshot-sweep.ts';
 
 export interface SweepPorts {
   inventory: InventoryPort;
@@ -54,9 +62,9 @@ export interface SweepRequest {
 const DEFAULT_RESERVE_MS = 20_000;
 
 /**
- * One sweep: gather facts once, evaluate every image, plan, and (in apply mode) execute. If the
- * facts cannot be gathered completely the run stops before planning: an image whose use is
- * unknown must never be removed.
+ * One sweep: gather facts once, evaluate every image and snapshot, plan, and (in apply mode)
+ * execute. If the facts cannot be gathered completely the run stops before it changes anything:
+ * an image or snapshot whose use is unknown must never be removed.
  */
 export async function runSweep(ports: SweepPorts, request: SweepRequest): Promise<RunReport> {
   const { policy, now } = request;
@@ -71,51 +79,60 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     accountId: await ports.inventory.accountId(),
     images: await ports.inventory.listOwnedImages(),
   }));
-  // Reference checks (DescribeImageReferences) and snapshot share checks (DescribeSnapshotAttribute)
-  // are the two long inventory phases; they draw on different API buckets and need only the image
-  // list, so they run side by side.
+  // Images and snapshots are two chains that draw on different API buckets, so they run side by
+  // side: references (DescribeImageReferences) → image plan → deregistrations, and snapshot
+  // inventory → share checks (DescribeSnapshotAttribute) → snapshot plan → deletions. Nothing
+  // changes until both inventories are complete and the image plan is built (an image or snapshot
+  // whose use is unknown must never be removed) and, on the CLI, the whole plan is confirmed.
+  // Then each chain acts as soon as its own plan is ready: deregistering need not wait for the
+  // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
   const mayRead = shareCheckBudget(request);
-  const [references, snapshotEvaluation] = await Promise.all([
-    gatherStep('facts', () => ports.inventory.findReferences(images)),
-    snapshots
-      ? gatherStep('snapshots', () =>
-          evaluateSnapshots(snapshots, { accountId, images, policy, now, log, warnings, mayRead }),
-        )
-      : undefined,
-  ]);
-  const facts = buildFacts(images, references, accountId, policy.keepLatest.familyTags);
-
-  const decisions = images.flatMap((image) => {
-    const imageFacts = facts.get(image.imageId);
-    return imageFacts ? [evaluateImage(image, imageFacts, policy, now)] : [];
-  });
-  for (const decision of decisions) {
-    log.info('decision', {
-      imageId: decision.imageId,
-      rule: decision.rule,
-      verdict: decision.verdict,
-      reason: decision.reason,
-    });
-    for (const finding of decision.findings) {
-      log.warn('finding', {
-        imageId: decision.imageId,
-        rule: finding.rule,
-        verdict: 'flag',
-        severity: finding.severity,
-        reason: finding.reason,
+  const imagePlanning = gatherStep('facts', () => ports.inventory.findReferences(images)).then(
+    (references) => {
+      const decisions = decideImages(images, references, accountId, policy, now, log);
+      return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
+    },
+  );
+  const snapshotInventory = snapshots
+    ? gatherStep('snapshots', () => gatherSnapshotInventory(snapshots, { accountId, policy, warnings }))
+    : undefined;
+  const snapshotPlanning = (async () => {
+    if (!snapshots || !snapshotInventory) return undefined;
+    const inventory = await snapshotInventory;
+    try {
+      const evaluation = await evaluateSnapshots(snapshots, inventory, {
+        accountId,
+        images,
+        policy,
+        now,
+        log,
+        warnings,
+        mayRead,
       });
+      return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
+    } catch (error) {
+      // By now images may be in the middle of being removed: their report must not be lost.
+      warnings.push(
+        `snapshots were not decided (${errorCode(error)}): ${errorMessage(error)}; none was changed`,
+      );
+      log.error('snapshots not decided', { error });
+      return undefined;
     }
-  }
+  })();
 
-  const plan = buildPlan({ accountId, region: request.region, images, decisions, policy, now });
-  if (snapshotEvaluation) plan.snapshots = buildSnapshotPlan({ ...snapshotEvaluation, policy, now });
-  let execute = request.mode === 'apply';
-  const anything = plan.actions.length + (plan.snapshots?.actions.length ?? 0) > 0;
-  if (execute && anything && request.confirm && !(await request.confirm(plan))) {
+  const goAhead = (async () => {
+    const [imagePlan] = await Promise.all([imagePlanning, snapshotInventory]);
+    if (request.mode !== 'apply') return false;
+    if (!request.confirm) return true;
+    const snapshotPart = await snapshotPlanning;
+    const whole = { ...imagePlan, ...(snapshotPart ? { snapshots: snapshotPart.plan } : {}) };
+    if (whole.actions.length + (whole.snapshots?.actions.length ?? 0) === 0) return true;
+    if (await request.confirm(whole)) return true;
     warnings.push('apply was not confirmed: nothing was changed');
-    execute = false;
-  }
+    return false;
+  })();
+
   const executeOptions = {
     dryRun: request.dryRun,
     now,
@@ -125,20 +142,27 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
     log,
   };
-  // Images and snapshots draw on different API buckets (DeregisterImage, DeleteSnapshot), so the
-  // two halves of the plan run side by side rather than one after the other.
-  const [outcomes, snapshotOutcomes] = await Promise.all([
-    execute
-      ? executePlan(plan, ports.actions, executeOptions)
-      : plan.actions.map(
-          (action): ActionOutcome => ({ action, status: 'planned', warnings: [], snapshots: [] }),
-        ),
-    plan.snapshots && ports.snapshots
-      ? execute
-        ? executeSnapshotPlan(plan.snapshots, ports.snapshots.actions, executeOptions)
-        : plan.snapshots.actions.map((action): SnapshotActionOutcome => ({ action, status: 'planned' }))
-      : [],
+  const [plan, outcomes, snapshotPart, execute] = await Promise.all([
+    imagePlanning,
+    imagePlanning.then(async (imagePlan) =>
+      (await goAhead)
+        ? executePlan(imagePlan, ports.actions, executeOptions)
+        : imagePlan.actions.map(
+            (action): ActionOutcome => ({ action, status: 'planned', warnings: [], snapshots: [] }),
+          ),
+    ),
+    snapshotPlanning.then(async (part) => {
+      if (!part || !snapshots) return undefined;
+      const snapshotOutcomes = (await goAhead)
+        ? await executeSnapshotPlan(part.plan, snapshots.actions, executeOptions)
+        : part.plan.actions.map((action): SnapshotActionOutcome => ({ action, status: 'planned' }));
+      return { ...part, outcomes: snapshotOutcomes };
+    }),
+    goAhead,
   ]);
+  if (snapshotPart) plan.snapshots = snapshotPart.plan;
+  const snapshotEvaluation = snapshotPart?.evaluation;
+  const snapshotOutcomes = snapshotPart?.outcomes ?? [];
 
   const attribution =
     execute && ports.attribution && policy.attribution.maxLookupsPerRun > 0
@@ -180,6 +204,40 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
 }
 
 type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
+
+/** Every image's verdict, each logged with its reason, and each finding logged as a warning. */
+function decideImages(
+  images: readonly Image[],
+  references: ReadonlyMap<string, readonly Reference[]>,
+  accountId: string,
+  policy: Policy,
+  now: Date,
+  log: Log,
+): Decision[] {
+  const facts = buildFacts(images, references, accountId, policy.keepLatest.familyTags);
+  const decisions = images.flatMap((image) => {
+    const imageFacts = facts.get(image.imageId);
+    return imageFacts ? [evaluateImage(image, imageFacts, policy, now)] : [];
+  });
+  for (const decision of decisions) {
+    log.info('decision', {
+      imageId: decision.imageId,
+      rule: decision.rule,
+      verdict: decision.verdict,
+      reason: decision.reason,
+    });
+    for (const finding of decision.findings) {
+      log.warn('finding', {
+        imageId: decision.imageId,
+        rule: finding.rule,
+        verdict: 'flag',
+        severity: finding.severity,
+        reason: finding.reason,
+      });
+    }
+  }
+  return decisions;
+}
 
 async function checkTrail(
   ports: SweepPorts,

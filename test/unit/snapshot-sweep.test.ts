@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
 import { type SnapshotInventoryPort, unboundedDeadline } from '../../src/core/ports.ts';
 import { buildReport, type RunReport, SNAPSHOT_PRICE_PER_GB_MONTH_USD } from '../../src/core/report.ts';
@@ -8,6 +8,7 @@ import { MemoryAccount } from '../../src/demo/memory-account.ts';
 import { InventoryError } from '../../src/errors.ts';
 import type {
   ActionOutcome,
+  Plan,
   PlannedSnapshotAction,
   Snapshot,
   SnapshotActionOutcome,
@@ -310,6 +311,130 @@ describe('runSweep with snapshots on the demo account', () => {
     expect(account.calls).toEqual([]);
     expect(account.images).toEqual(images);
     expect(account.snapshots).toEqual(snapshots);
+  });
+
+  it('deregisters images while the share checks are still running, and acts on snapshots once they end', async () => {
+    // Prepare: share checks that answer only when the test lets them.
+    const { account, ports, idOf } = demo();
+    const orphanDeletions = (calls: readonly string[]) =>
+      calls.filter((call) => ORPHANS.some((name) => call === `deleteSnapshot ${idOf(name)}`));
+    await sweep(ports, account);
+    account.calls.length = 0;
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let pendingChecks = 0;
+    const sharing = {
+      snapshotPermissions: async (snapshotId: string) => {
+        pendingChecks += 1;
+        await released;
+        return account.snapshotPermissions(snapshotId);
+      },
+    };
+    const slowPorts: SweepPorts = { ...ports, snapshots: { inventory: account, sharing, actions: account } };
+
+    // Act
+    const run = runSweep(slowPorts, request({ now: LATER }));
+    await vi.waitFor(() =>
+      expect(account.calls.some((call) => call.startsWith('deregisterImage '))).toBe(true),
+    );
+    const beforeRelease = [...account.calls];
+    release();
+    const report = await run;
+
+    // Assess: images were removed with every share check still pending, snapshots only after.
+    expect(pendingChecks).toBeGreaterThan(0);
+    expect(orphanDeletions(beforeRelease)).toEqual([]);
+    expect(orphanDeletions(account.calls).length).toBe(report.totals.orphansDeleted);
+    expect(report.totals.deregistered).toBeGreaterThan(0);
+    expect(report.totals.orphansDeleted).toBeGreaterThan(0);
+    expect(report.totals.failed + report.totals.snapshotsFailed).toBe(0);
+  });
+
+  it('asks to confirm the whole plan, snapshots included, before it changes anything', async () => {
+    // Prepare
+    const { account, ports } = demo();
+    await sweep(ports, account);
+    account.calls.length = 0;
+    const asked: { callsBefore: number; imageActions: number; snapshotActions: number }[] = [];
+    const confirm = async (whole: Plan) => {
+      asked.push({
+        callsBefore: account.calls.length,
+        imageActions: whole.actions.length,
+        snapshotActions: whole.snapshots?.actions.length ?? 0,
+      });
+      return true;
+    };
+
+    // Act
+    const report = await runSweep(ports, request({ now: LATER, confirm }));
+
+    // Assess
+    expect(asked).toHaveLength(1);
+    expect(asked[0]?.callsBefore).toBe(0);
+    expect(asked[0]?.imageActions).toBe(report.actions.length);
+    expect(asked[0]?.snapshotActions).toBe(report.snapshotActions.length);
+    expect(asked[0]?.snapshotActions).toBeGreaterThan(0);
+    expect(report.totals.deregistered).toBeGreaterThan(0);
+  });
+
+  it('changes nothing until the snapshot inventory is complete, even with the image plan ready', async () => {
+    // Prepare: a snapshot listing that fails only after the image plan could have been acted on.
+    const { account, ports } = demo();
+    await sweep(ports, account);
+    account.calls.length = 0;
+    const images = structuredClone(account.images);
+    const inventory: SnapshotInventoryPort = {
+      listOwnedSnapshots: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw Object.assign(new Error('not allowed to DescribeSnapshots'), { name: 'UnauthorizedOperation' });
+      },
+      lockedSnapshotIds: () => account.lockedSnapshotIds(),
+      existingVolumeIds: () => account.existingVolumeIds(),
+      describeSnapshots: (ids) => account.describeSnapshots(ids),
+    };
+
+    // Act
+    const run = runSweep(
+      { ...ports, snapshots: { inventory, sharing: account, actions: account } },
+      request({ now: LATER }),
+    );
+
+    // Assess
+    await expect(run).rejects.toBeInstanceOf(InventoryError);
+    expect(account.calls).toEqual([]);
+    expect(account.images).toEqual(images);
+  });
+
+  it('still reports the images it removed when deciding the snapshots fails', async () => {
+    // Prepare: a listing whose first snapshot the rules cannot read, as a bug would leave it.
+    const { account, ports, idOf } = demo();
+    await sweep(ports, account);
+    account.calls.length = 0;
+    const inventory: SnapshotInventoryPort = {
+      listOwnedSnapshots: async (accountId) => {
+        const [first, ...rest] = await account.listOwnedSnapshots(accountId);
+        return [{ ...first, tags: null } as unknown as Snapshot, ...rest];
+      },
+      lockedSnapshotIds: () => account.lockedSnapshotIds(),
+      existingVolumeIds: () => account.existingVolumeIds(),
+      describeSnapshots: (ids) => account.describeSnapshots(ids),
+    };
+    const broken: SweepPorts = { ...ports, snapshots: { inventory, sharing: account, actions: account } };
+    const orphansLeft = ORPHANS.map(idOf).filter((id) => account.snapshots.has(id));
+    expect(orphansLeft.length).toBeGreaterThan(0);
+
+    // Act
+    const report = await runSweep(broken, request({ now: LATER }));
+
+    // Assess
+    expect(report.totals.deregistered).toBeGreaterThan(0);
+    expect(report.snapshotActions).toEqual([]);
+    for (const id of orphansLeft) expect(account.snapshots.has(id), id).toBe(true);
+    expect(report.warnings).toContainEqual(
+      expect.stringMatching(/^snapshots were not decided \(TypeError\)/),
+    );
   });
 
   it('warns when snapshot locks cannot be listed', async () => {
