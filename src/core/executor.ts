@@ -26,7 +26,7 @@ const PARAMETER_UNSUPPORTED = new Set([
   'InvalidParameterCombination',
 ]);
 
-/** Restoring an image someone needs comes first, reclaiming second, marking (cheap, reversible) last. */
+/** Restoring an image someone needs comes first; then reclaiming and marking, side by side. */
 const ORDER: Record<PlannedAction['kind'], number> = { unmark: 0, deregister: 1, mark: 2 };
 
 /** Calls in flight per phase; the API limiter, not this number, sets the pace. */
@@ -66,8 +66,12 @@ export async function executePlan(
   const ofKind = (kind: PlannedAction['kind']) => actions.filter((action) => action.kind === kind);
 
   await unmarkAll(ofKind('unmark'), port, options, record);
-  await inTime(ofKind('deregister'), options, record, (action) => deregister(action, port, options, current));
-  await markAll(ofKind('mark'), port, options, record);
+  // Marking draws on other buckets (CreateTags, EnableImageDeprecation) than deregistering, so it
+  // runs alongside rather than waiting behind a long queue of deregistrations.
+  await Promise.all([
+    inTime(ofKind('deregister'), options, record, (action) => deregister(action, port, options, current)),
+    markAll(ofKind('mark'), port, options, record),
+  ]);
   return actions.map(
     (action) =>
       results.get(action) ??

@@ -45,14 +45,21 @@ export async function executeSnapshotPlan(
   await tagInBatches(ofKind('unmark'), options, record, 'deletion cancelled', (ids) =>
     port.untagResources(ids, [MARKED_AT_TAG]),
   );
-  const current = await recheck(ofKind('delete'), port, options);
-  await forEachConcurrent(ofKind('delete'), ACTION_CONCURRENCY, async (action) => {
-    if (options.deadline.remainingMs() < options.reserveMs) return;
-    record(await remove(action, port, options, current));
-  });
-  await tagInBatches(ofKind('mark'), options, record, 'scheduled for deletion', (ids) =>
-    port.tagResources(ids, { [MARKED_AT_TAG]: options.now.toISOString() }),
-  );
+  // Marks are one CreateTags call per 1,000 snapshots, on another bucket than DeleteSnapshot: they
+  // go alongside the deletions rather than waiting behind them.
+  const deleting = (async () => {
+    const current = await recheck(ofKind('delete'), port, options);
+    await forEachConcurrent(ofKind('delete'), ACTION_CONCURRENCY, async (action) => {
+      if (options.deadline.remainingMs() < options.reserveMs) return;
+      record(await remove(action, port, options, current));
+    });
+  })();
+  await Promise.all([
+    deleting,
+    tagInBatches(ofKind('mark'), options, record, 'scheduled for deletion', (ids) =>
+      port.tagResources(ids, { [MARKED_AT_TAG]: options.now.toISOString() }),
+    ),
+  ]);
   return actions.map(
     (action) =>
       results.get(action) ?? {

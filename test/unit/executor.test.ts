@@ -614,7 +614,7 @@ describe('executePlan: the time budget', () => {
 });
 
 describe('executePlan: order', () => {
-  it('unmarks first, then deregisters, then marks', async () => {
+  it('unmarks first, then deregisters and marks', async () => {
     // Prepare
     const toMark = image();
     const toRemove = dueImage();
@@ -645,12 +645,51 @@ describe('executePlan: order', () => {
       `mark ${toMark.imageId}`,
       `mark ${toMarkToo.imageId}`,
     ]);
-    expect(account.calls).toEqual([
+    expect(account.calls.slice(0, 2)).toEqual([
       `disableDeprecation ${toUnmark.imageId}`,
       `untagImage ${toUnmark.imageId}`,
-      `deregisterImage ${toRemove.imageId}`,
-      `tagImage ${toMark.imageId}`,
-      `tagImage ${toMarkToo.imageId}`,
+    ]);
+    expect(account.calls.slice(2).sort()).toEqual(
+      [
+        `deregisterImage ${toRemove.imageId}`,
+        `tagImage ${toMark.imageId}`,
+        `tagImage ${toMarkToo.imageId}`,
+      ].sort(),
+    );
+  });
+
+  it('marks while deregistrations are still in flight, since they draw on other API buckets', async () => {
+    // Prepare: a deregistration that answers only when the test lets it.
+    const toMark = image();
+    const toRemove = dueImage();
+    const account = accountWith(toMark, toRemove);
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const deregisterImage = account.deregisterImage.bind(account);
+    account.deregisterImage = async (imageId, options) => {
+      await released;
+      return deregisterImage(imageId, options);
+    };
+    const removeAfter = daysAfter(NOW, 7).toISOString();
+
+    // Act
+    const run = executePlan(
+      plan([deregisterOf(toRemove), action('mark', toMark, { removeAfter, touchDeprecation: false })]),
+      account,
+      options(),
+    );
+    await vi.waitFor(() => expect(account.calls).toContain(`tagImage ${toMark.imageId}`));
+    const markedBeforeRelease = account.images.get(toMark.imageId)?.tags[MARKED_AT_TAG];
+    release();
+    const outcomes = await run;
+
+    // Assess
+    expect(markedBeforeRelease).toBe(NOW.toISOString());
+    expect(outcomes.map((entry) => `${entry.action.kind} ${entry.status}`)).toEqual([
+      'deregister done',
+      'mark done',
     ]);
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { defaultPolicy, MARKED_AT_TAG, type Policy } from '../../src/config/policy.ts';
 import type { ExecuteOptions } from '../../src/core/executor.ts';
 import { type Deadline, unboundedDeadline } from '../../src/core/ports.ts';
@@ -701,27 +701,44 @@ describe('executeSnapshotPlan', () => {
     expect(account.snapshots.get(subject.snapshotId)?.tags).toEqual({});
   });
 
-  it('runs unmarks, then deletions, then marks, whatever the plan order', async () => {
-    // Prepare
+  it('runs unmarks first, then deletions and marks side by side, whatever the plan order', async () => {
+    // Prepare: a deletion that answers only when the test lets it.
     const toMark = snapshot();
     const toDelete = marked(daysBefore(NOW, 10));
     const toUnmark = marked(daysBefore(NOW, 3));
     const account = accountWith(toMark, toDelete, toUnmark);
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const deleteSnapshot = account.deleteSnapshot.bind(account);
+    account.deleteSnapshot = async (snapshotId) => {
+      await released;
+      return deleteSnapshot(snapshotId);
+    };
 
     // Act
-    const outcomes = await executeSnapshotPlan(
+    const run = executeSnapshotPlan(
       work([action('mark', toMark), action('delete', toDelete), action('unmark', toUnmark)]),
       account,
       options(),
     );
+    await vi.waitFor(() => expect(account.calls).toContain(`tagResource ${toMark.snapshotId}`));
+    const callsBeforeRelease = [...account.calls];
+    release();
+    const outcomes = await run;
 
-    // Assess
-    expect(account.calls).toEqual([
+    // Assess: the mark did not wait for the deletion in flight.
+    expect(callsBeforeRelease).toEqual([
       `untagResource ${toUnmark.snapshotId}`,
-      `deleteSnapshot ${toDelete.snapshotId}`,
       `tagResource ${toMark.snapshotId}`,
     ]);
-    expect(outcomes.map((o) => o.action.kind)).toEqual(['unmark', 'delete', 'mark']);
+    expect(account.calls).toEqual([...callsBeforeRelease, `deleteSnapshot ${toDelete.snapshotId}`]);
+    expect(outcomes.map((o) => `${o.action.kind} ${o.status}`)).toEqual([
+      'unmark done',
+      'delete done',
+      'mark done',
+    ]);
   });
 
   it.each([0, 1, 2])('stops cleanly after %i actions when the time budget runs low', async (n) => {
