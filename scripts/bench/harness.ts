@@ -284,6 +284,9 @@ export function minimumCalls(
   const snapshotReCheck = work ? ceil(work.deletionsPlanned, FILTER_VALUES) : 0;
   const volumeList =
     policy.snapshots.mode === 'all-unreferenced' ? Math.max(1, ceil(reference.volumes, 500)) : 0;
+  // Candidates left undecided (rule not-reached) had no share check: the next invocation reads them.
+  const undecided = report?.snapshotDecisions.filter((d) => d.rule === 'not-reached').length ?? 0;
+  const shareChecks = reference.orphanCandidates - undecided;
   const rows: MinimumRow[] = [
     {
       api: 'GetCallerIdentity',
@@ -357,10 +360,10 @@ export function minimumCalls(
     },
     {
       api: 'DescribeSnapshotAttribute',
-      decide: reference.orphanCandidates,
+      decide: shareChecks,
       act: 0,
-      formula: 'orphan candidates (sharing is the last check)',
-      chains: inSnapshots(reference.orphanCandidates),
+      formula: 'orphan candidates decided (sharing is the last check; the rest wait for the next invocation)',
+      chains: inSnapshots(shareChecks),
     },
     {
       api: 'DescribeImageAttribute',

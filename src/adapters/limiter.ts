@@ -87,6 +87,12 @@ export class ApiLimiter {
     this.limits = options.limits ?? rateLimitFor;
   }
 
+  /** The steady pace this limiter allows `api`, in calls per second; undefined when it is not held. */
+  ratePerSecond(api: string): number | undefined {
+    const limit = this.limits(api);
+    return limit ? limit.refillPerSecond * this.headroom : undefined;
+  }
+
   /** Resolves when a call to `api` may be sent. APIs without a known limit are never held. */
   acquire(api: string, signal?: AbortSignal): Promise<void> {
     const limit = this.limits(api);

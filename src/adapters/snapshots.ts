@@ -11,6 +11,7 @@ import type { Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, chunk, makeCall, paginate } from './common.ts';
 import { createImageActions, FILTER_VALUES_PER_CALL } from './ec2.ts';
+import { defaultLimiter } from './limiter.ts';
 import { createSharing, toSnapshot } from './sharing.ts';
 
 /** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
@@ -192,6 +193,7 @@ export function createSnapshotPorts(deps: AdapterDeps = {}): SnapshotPorts {
       tagResources: (ids, tags) => images.tagResources(ids, tags),
       untagResources: (ids, keys) => images.untagResources(ids, keys),
       deleteSnapshot: (id) => images.deleteSnapshot(id),
+      deletionsPerSecond: (deps.limiter ?? defaultLimiter).ratePerSecond('DeleteSnapshot'),
     },
   };
 }

@@ -60,7 +60,10 @@ const DONE: readonly (keyof RunTotals)[] = [
   'orphansDeleted',
 ];
 
-/** Counts of the account as the run found it, which the first invocation measured. */
+/**
+ * Counts of the account as the run found it, which the first invocation measured. Orphans are
+ * not among them: an invocation leaves the sharing of some orphans unread for the next one.
+ */
 const INVENTORY: readonly (keyof RunTotals)[] = [
   'images',
   'kept',
@@ -68,7 +71,6 @@ const INVENTORY: readonly (keyof RunTotals)[] = [
   'findings',
   'snapshots',
   'snapshotsKept',
-  'orphans',
 ];
 
 /**
@@ -90,6 +92,12 @@ export function continueReport(
   const totals = { ...report.totals };
   for (const key of DONE) totals[key] = (previous.totals[key] ?? 0) + report.totals[key];
   for (const key of INVENTORY) totals[key] = previous.totals[key] ?? report.totals[key];
+  // Every orphan of the run was either deleted by an earlier invocation or is decided by this one
+  // (or a later one, which then counts it).
+  totals.orphans = Math.max(
+    previous.totals.orphans ?? 0,
+    (previous.totals.orphansDeleted ?? 0) + report.totals.orphans,
+  );
   const reclaimedGiB = round(previous.cost.reclaimedGiB + report.cost.reclaimedGiB);
   const reclaimableGiB = round(previous.cost.reclaimableGiB + report.cost.reclaimableGiB);
   return {

@@ -11,6 +11,8 @@ export interface SnapshotActionsPort
   extends Pick<ImageActionsPort, 'tagResources' | 'untagResources' | 'deleteSnapshot'> {
   /** Current state of the given snapshots; ids that no longer exist are simply absent. */
   describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]>;
+  /** The steady pace of deletions, where they are paced: how many an invocation can still reach. */
+  readonly deletionsPerSecond?: number | undefined;
 }
 
 const ORDER: Record<PlannedSnapshotAction['kind'], number> = { unmark: 0, delete: 1, mark: 2 };

@@ -42,7 +42,7 @@ export function buildSnapshotPlan(input: {
       continue;
     }
     const removeAfter = markedAt === undefined ? now : addDays(markedAt, policy.graceDays);
-    if (removeAfter.getTime() > now.getTime()) {
+    if (!deletionDue(snapshot, policy, now)) {
       scheduled.push({
         snapshotId: decision.snapshotId,
         sizeGiB: decision.sizeGiB,
@@ -78,4 +78,11 @@ export function buildSnapshotPlan(input: {
     scheduled,
     cap: { limit, eligible: removable.length, capped: removable.length > limit },
   };
+}
+
+/** Whether an orphan is one this run deletes: marked at least `graceDays` ago, or no grace at all. */
+export function deletionDue(snapshot: Snapshot, policy: Pick<Policy, 'graceDays'>, now: Date): boolean {
+  const markedAt = parseMarkedAt(snapshot.tags[MARKED_AT_TAG]);
+  if (markedAt === undefined) return policy.graceDays === 0;
+  return addDays(markedAt, policy.graceDays).getTime() <= now.getTime();
 }

@@ -3,8 +3,10 @@ import { errorCode } from '../errors.ts';
 import type { Image, SharePermissions, Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
 import { evaluateSnapshot } from '../rules/snapshot-orphan.ts';
 import { forEachConcurrent } from './concurrency.ts';
+import { removalLimit } from './planner.ts';
 import type { Log, SharingPort, SnapshotInventoryPort } from './ports.ts';
 import type { SnapshotActionsPort } from './snapshot-executor.ts';
+import { deletionDue } from './snapshot-planner.ts';
 
 export interface SnapshotPorts {
   inventory: SnapshotInventoryPort;
@@ -17,6 +19,28 @@ export interface SnapshotEvaluation {
   decisions: SnapshotDecision[];
   /** Orphan candidates left undecided because the time budget ran out; the run must continue. */
   undecided: number;
+}
+
+/**
+ * How far an invocation with a deadline may go reading sharing. Share checks are one call per
+ * orphan candidate, enough on a large account to fill a whole invocation, yet deletions go at a
+ * quarter of their pace: reading the sharing of an orphan this invocation cannot delete anyway
+ * would only be repeated by the next one. What is not read is decided by the next invocation.
+ */
+export interface ShareCheckBudget {
+  /** False once no share check may start, so that time is left to act on what was decided. */
+  mayRead(): boolean;
+  /** True once this many deletions decided fill what is left of the invocation. */
+  deletionsFill(decided: number): boolean;
+}
+
+function notReadReason(budget: ShareCheckBudget, due: boolean, decided: number): string | undefined {
+  if (!budget.mayRead())
+    return 'its sharing was not read before the time budget ran out; decided on the next run';
+  if (due && budget.deletionsFill(decided)) {
+    return 'its sharing was not read: the deletions already decided fill this invocation; decided on the next';
+  }
+  return undefined;
 }
 
 /** Reading sharing costs one call per snapshot, so only orphan candidates pay it, a few at a time. */
@@ -65,8 +89,7 @@ export async function evaluateSnapshots(
     now: Date;
     log: Log;
     warnings: string[];
-    /** False once no more share checks may start, so that time is left to act on what was decided. */
-    mayRead?: (() => boolean) | undefined;
+    budget?: ShareCheckBudget | undefined;
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
@@ -97,15 +120,23 @@ export async function evaluateSnapshots(
   }
   // Oldest first, the order deletions go in, so the share checks a budget allows serve the plan.
   candidates.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  const { budget } = context;
+  const cap = removalLimit(
+    { maxRemovalsPerRun: policy.snapshots.maxDeletionsPerRun, maxRemovalsPercent: policy.maxRemovalsPercent },
+    snapshots.length,
+  );
   let undecided = 0;
+  let dueOrphans = 0;
   await forEachConcurrent(candidates, SHARING_CONCURRENCY, async (snapshot) => {
-    if (context.mayRead && !context.mayRead()) {
+    const due = deletionDue(snapshot, policy, now);
+    const reason = budget && notReadReason(budget, due, Math.min(dueOrphans, cap));
+    if (reason) {
       undecided += 1;
       decisions.set(snapshot.snapshotId, {
         ...evaluateSnapshot(snapshot, factsOf(snapshot), policy, now),
         verdict: 'keep',
         rule: 'not-reached',
-        reason: 'its sharing was not read before the time budget ran out; decided on the next run',
+        reason,
       });
       return;
     }
@@ -116,7 +147,9 @@ export async function evaluateSnapshots(
       sharing = 'unknown';
       warnings.push(`snapshot ${snapshot.snapshotId}: sharing not readable (${errorCode(error)}); kept`);
     }
-    decisions.set(snapshot.snapshotId, evaluateSnapshot(snapshot, factsOf(snapshot, sharing), policy, now));
+    const decision = evaluateSnapshot(snapshot, factsOf(snapshot, sharing), policy, now);
+    decisions.set(snapshot.snapshotId, decision);
+    if (due && decision.verdict === 'orphan') dueOrphans += 1;
   });
 
   const ordered = snapshots.flatMap((snapshot) => {

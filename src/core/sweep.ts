@@ -25,7 +25,12 @@ import {
 } from './report.ts';
 import { executeSnapshotPlan } from './snapshot-executor.ts';
 import { buildSnapshotPlan } from './snapshot-planner.ts';
-import { evaluateSnapshots, gatherSnapshotInventory, type SnapshotPorts } from './snapshot-sweep.ts';
+import {
+  evaluateSnapshots,
+  gatherSnapshotInventory,
+  type ShareCheckBudget,
+  type SnapshotPorts,
+} from './snapshot-sweep.ts';
 
 export interface SweepPorts {
   inventory: InventoryPort;
@@ -87,7 +92,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // Then each chain acts as soon as its own plan is ready: deregistering need not wait for the
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
-  const mayRead = shareCheckBudget(request);
+  const budget = shareCheckBudget(request, snapshots?.actions.deletionsPerSecond);
   const imagePlanning = gatherStep('facts', () => ports.inventory.findReferences(images)).then(
     (references) => {
       const decisions = decideImages(images, references, accountId, policy, now, log);
@@ -108,7 +113,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
         now,
         log,
         warnings,
-        mayRead,
+        budget,
       });
       return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
     } catch (error) {
@@ -291,11 +296,26 @@ async function backfillCreators(
  */
 const SHARE_CHECKS_LEAVE_FOR_ACTING = 0.4;
 
-function shareCheckBudget(request: SweepRequest): (() => boolean) | undefined {
+/**
+ * Share checks also stop, for the orphans due for deletion, once those already decided would take
+ * the rest of the invocation to delete at the pace deletions are held to: the next invocation
+ * would only read the sharing of the others again. Runs without a deadline read it all.
+ */
+function shareCheckBudget(
+  request: SweepRequest,
+  deletionsPerSecond: number | undefined,
+): ShareCheckBudget | undefined {
   const start = request.deadline.remainingMs();
   if (!Number.isFinite(start) || request.mode !== 'apply') return undefined;
-  const floor = (request.reserveMs ?? DEFAULT_RESERVE_MS) + start * SHARE_CHECKS_LEAVE_FOR_ACTING;
-  return () => request.deadline.remainingMs() > floor;
+  const reserve = request.reserveMs ?? DEFAULT_RESERVE_MS;
+  const floor = reserve + start * SHARE_CHECKS_LEAVE_FOR_ACTING;
+  return {
+    mayRead: () => request.deadline.remainingMs() > floor,
+    deletionsFill: (decided) =>
+      deletionsPerSecond !== undefined &&
+      deletionsPerSecond > 0 &&
+      (decided / deletionsPerSecond) * 1000 >= request.deadline.remainingMs() - reserve,
+  };
 }
 
 async function gatherStep<T>(what: string, step: () => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countsFor } from '../../scripts/bench/account.ts';
 import { Bench, type Invocation } from '../../scripts/bench/harness.ts';
+import type { ReferenceEvaluation } from '../../scripts/bench/oracle.ts';
 import {
   type Continuation,
   continueReport,
@@ -18,11 +19,13 @@ describe('a sweep continued over several short invocations of the simulated acco
   let bench: Bench;
   const invocations: Invocation[] = [];
   let combined: RunReport | undefined;
+  let reference: ReferenceEvaluation | undefined;
 
   beforeAll(async () => {
     // Prepare: 60 simulated seconds per invocation, far too little for the whole job.
     bench = new Bench({ counts: countsFor(400), seed: 11, scale: 2000, invocationMs: 60_000 });
     const before = bench.reference();
+    reference = before;
 
     // Act
     let previous: Continuation | undefined;
@@ -64,5 +67,18 @@ describe('a sweep continued over several short invocations of the simulated acco
     );
     expect(combined?.totals.deregistered).toBe(done);
     expect(done).toBe(bench.intended.imagesRemoved);
+  });
+
+  it('counts every orphan of the run once, those an early invocation left unread included', () => {
+    const orphans = (evaluation: ReferenceEvaluation | undefined) =>
+      evaluation?.plan.snapshots?.decisions.filter((d) => d.verdict === 'orphan').length ?? 0;
+    const unread = invocations[0]?.report?.snapshotDecisions.filter((d) => d.rule === 'not-reached').length;
+    expect(unread).toBeGreaterThan(0);
+    // Deleted during the run, or still an orphan at its end (marked, in its grace period); a few
+    // became orphans during the run, when the last image using them was deregistered.
+    const deleted = combined?.totals.orphansDeleted ?? 0;
+    expect(deleted).toBe(bench.intended.orphansDeleted);
+    expect(combined?.totals.orphans).toBe(deleted + orphans(bench.reference()));
+    expect(combined?.totals.orphans).toBeGreaterThanOrEqual(orphans(reference));
   });
 });
