@@ -404,8 +404,8 @@ async function continuedRun(): Promise<void> {
   const paced = CHAINS.map((chain) => ({ chain, ...phaseBounds(oneRun, bench.limiter.headroom, chain) }));
   for (const part of paced.filter((p) => p.decide > INVOCATION_MS - RESERVE_MS)) {
     console.log(
-      `note: deciding the ${part.chain} alone takes ≥ ${seconds(part.decide)} at the limiter's ${bench.limiter.headroom} headroom, ` +
-        'more than one invocation: a run that decides afresh in every invocation cannot act on them at all',
+      `note: deciding all the ${part.chain} takes ≥ ${seconds(part.decide)} at the limiter's ${bench.limiter.headroom} headroom, ` +
+        'more than one invocation: each invocation decides only as many as it can act on, and leaves the rest to the next',
     );
   }
   console.log('');

@@ -23,7 +23,7 @@ export interface SnapshotEvaluation {
 
 /**
  * How far an invocation with a deadline may go reading sharing. Share checks are one call per
- * orphan candidate, enough on a large account to fill a whole invocation, yet deletions go at a
+ * orphan candidate, enough on a large account to fill a whole invocation, and deletions go at a
  * quarter of their pace: reading the sharing of an orphan this invocation cannot delete anyway
  * would only be repeated by the next one. What is not read is decided by the next invocation.
  */
