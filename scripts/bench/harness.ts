@@ -287,6 +287,8 @@ export function minimumCalls(
   // Candidates left undecided (rule not-reached) had no share check: the next invocation reads them.
   const undecided = report?.snapshotDecisions.filter((d) => d.rule === 'not-reached').length ?? 0;
   const shareChecks = reference.orphanCandidates - undecided;
+  const candidateReferences = ceil(reference.referenceCandidates, 10);
+  const otherReferences = ceil(reference.images - reference.referenceCandidates, 10);
   const rows: MinimumRow[] = [
     {
       api: 'GetCallerIdentity',
@@ -304,10 +306,11 @@ export function minimumCalls(
     },
     {
       api: 'DescribeImageReferences',
-      decide: ceil(reference.images, 10),
-      act: 0,
-      formula: '⌈images/10⌉',
-      chains: inImages(ceil(reference.images, 10)),
+      decide: candidateReferences,
+      act: otherReferences,
+      formula:
+        '⌈images other rules let go/10⌉ before acting + ⌈the rest/10⌉ alongside (their use only explains a keep)',
+      chains: inImages(candidateReferences, otherReferences),
     },
     {
       api: 'DescribeLaunchTemplates',

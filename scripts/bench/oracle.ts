@@ -1,6 +1,7 @@
 import { toImage } from '../../src/adapters/ec2.ts';
 import { toSnapshot } from '../../src/adapters/sharing.ts';
 import type { Policy } from '../../src/config/policy.ts';
+import { decideBeforeReferences } from '../../src/core/image-decisions.ts';
 import { buildPlan } from '../../src/core/planner.ts';
 import { buildSnapshotPlan } from '../../src/core/snapshot-planner.ts';
 import type { Plan, Reference, SharePermissions, SnapshotDecision, SnapshotFacts } from '../../src/model.ts';
@@ -30,6 +31,8 @@ export interface ReferenceEvaluation {
   orphanCandidates: number;
   /** Eligible images (expire verdict), marked or not. */
   eligibleImages: number;
+  /** Images every rule but the in-use guard lets go: their references settle the plan. */
+  referenceCandidates: number;
   /** CPU (user + system) of evaluation and planning, in ms, conversions excluded. */
   cpuMs: { images: number; snapshots: number };
 }
@@ -106,6 +109,7 @@ export function evaluateReference(
     volumes: state.volumes.length,
     orphanCandidates,
     eligibleImages: decisions.filter((d) => d.verdict === 'expire').length,
+    referenceCandidates: decideBeforeReferences(images, accountId, policy, now).candidates.length,
     cpuMs: { images: imageCpu, snapshots: snapshotCpu },
   };
 }

@@ -129,11 +129,12 @@ export function toImage(raw: Ec2Image): Image {
 }
 
 /** Gathers references for the requested images only, dropping exact duplicates. */
-function createCollector(wanted: ReadonlySet<string>) {
+/** References gathered per image, each once; only for `wanted` images when given. */
+function createCollector(wanted?: ReadonlySet<string>) {
   const found = new Map<string, Map<string, Reference>>();
   return {
     add(imageId: string | undefined, reference: Reference): void {
-      if (imageId === undefined || !wanted.has(imageId)) return;
+      if (imageId === undefined || (wanted && !wanted.has(imageId))) return;
       const key = `${reference.resourceType}\n${reference.resource}\n${reference.detail ?? ''}`;
       let references = found.get(imageId);
       if (!references) {
@@ -188,6 +189,7 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
     : undefined;
   // Once DescribeImageReferences has failed as unsupported, later calls go straight to enumeration.
   let referencesApiUnavailable = false;
+  let accountWide: { enumerate: boolean; references: Promise<Map<string, Reference[]>> } | undefined;
 
   const referenceResourceTypes: ResourceTypeRequest[] = [
     {
@@ -605,21 +607,42 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
         }
       }
 
-      if (referencesApiUnavailable) {
-        await inventoryStep('enumerate instances', () => instanceReferences(refs));
-        await inventoryStep('enumerate launch templates', () => launchTemplateReferences(refs));
-        await inventoryStep('enumerate SSM image parameters', () => parameterReferences(refs));
-      } else {
-        await inventoryStep('check default launch template versions', () =>
-          defaultVersionsOutsideDepth(refs),
-        );
+      for (const [imageId, references] of await accountWideReferences(referencesApiUnavailable)) {
+        for (const reference of references) refs.add(imageId, reference);
       }
-      await inventoryStep('enumerate Auto Scaling groups and launch configurations', () =>
-        autoScalingReferences(refs),
-      );
       return refs.result();
     },
   };
+
+  /**
+   * What enumerations find, for every image: they take no image ids, so however many times a run
+   * asks about references (the sweep asks first for the images it may remove, then for the
+   * rest), each is made once per inventory.
+   */
+  function accountWideReferences(enumerate: boolean): Promise<Map<string, Reference[]>> {
+    if (accountWide?.enumerate === enumerate) return accountWide.references;
+    const references = (async () => {
+      const all = createCollector();
+      if (enumerate) {
+        await inventoryStep('enumerate instances', () => instanceReferences(all));
+        await inventoryStep('enumerate launch templates', () => launchTemplateReferences(all));
+        await inventoryStep('enumerate SSM image parameters', () => parameterReferences(all));
+      } else {
+        await inventoryStep('check default launch template versions', () => defaultVersionsOutsideDepth(all));
+      }
+      await inventoryStep('enumerate Auto Scaling groups and launch configurations', () =>
+        autoScalingReferences(all),
+      );
+      return all.result();
+    })();
+    const entry = { enumerate, references };
+    accountWide = entry;
+    // A failed enumeration is not kept, so a later call can try again.
+    references.catch(() => {
+      if (accountWide === entry) accountWide = undefined;
+    });
+    return references;
+  }
 }
 
 export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {

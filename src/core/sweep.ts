@@ -1,20 +1,11 @@
 import type { Policy } from '../config/policy.ts';
 import { errorCode, errorMessage, InventoryError } from '../errors.ts';
-import type {
-  ActionOutcome,
-  Caller,
-  Decision,
-  Image,
-  Plan,
-  Reference,
-  SnapshotActionOutcome,
-} from '../model.ts';
-import { buildFacts } from '../rules/family.ts';
-import { evaluateImage } from '../rules/index.ts';
+import type { ActionOutcome, Caller, Decision, Image, Plan, SnapshotActionOutcome } from '../model.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
 import { executePlan } from './executor.ts';
 import { creatorTags } from './image-audit.ts';
+import { decideBeforeReferences, withReferences } from './image-decisions.ts';
 import { buildPlan } from './planner.ts';
 import type { Deadline, ImageActionsPort, InventoryPort, Log } from './ports.ts';
 import {
@@ -93,12 +84,27 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
   const budget = shareCheckBudget(request, snapshots?.actions.deletionsPerSecond);
-  const imagePlanning = gatherStep('facts', () => ports.inventory.findReferences(images)).then(
+  const imagesById = new Map(images.map((image) => [image.imageId, image]));
+  const first = decideBeforeReferences(images, accountId, policy, now);
+  const imagePlanning = gatherStep('facts', () => ports.inventory.findReferences(first.candidates)).then(
     (references) => {
-      const decisions = decideImages(images, references, accountId, policy, now, log);
+      const decisions = withReferences(first.decisions, imagesById, first, references, policy, now);
       return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
     },
   );
+  // The other images' references change no verdict and no action, only the reason a kept image
+  // gives; they are read alongside the actions, and a failure costs only those reasons.
+  const imageDecisions = imagePlanning.then(async (imagePlan) => {
+    try {
+      const references = await ports.inventory.findReferences(first.others);
+      return withReferences(imagePlan.decisions, imagesById, first, references, policy, now);
+    } catch (error) {
+      warnings.push(
+        `references of the images kept anyway could not be read (${errorCode(error)}): their reasons do not say what uses them`,
+      );
+      return imagePlan.decisions;
+    }
+  });
   const snapshotInventory = snapshots
     ? gatherStep('snapshots', () => gatherSnapshotInventory(snapshots, { accountId, policy, warnings }))
     : undefined;
@@ -130,8 +136,8 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     const [imagePlan] = await Promise.all([imagePlanning, snapshotInventory]);
     if (request.mode !== 'apply') return false;
     if (!request.confirm) return true;
-    const snapshotPart = await snapshotPlanning;
-    const whole = { ...imagePlan, ...(snapshotPart ? { snapshots: snapshotPart.plan } : {}) };
+    const [decisions, snapshotPart] = await Promise.all([imageDecisions, snapshotPlanning]);
+    const whole = { ...imagePlan, decisions, ...(snapshotPart ? { snapshots: snapshotPart.plan } : {}) };
     if (whole.actions.length + (whole.snapshots?.actions.length ?? 0) === 0) return true;
     if (await request.confirm(whole)) return true;
     warnings.push('apply was not confirmed: nothing was changed');
@@ -147,8 +153,9 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
     log,
   };
-  const [plan, outcomes, snapshotPart, execute] = await Promise.all([
+  const [plan, decisions, outcomes, snapshotPart, execute] = await Promise.all([
     imagePlanning,
+    imageDecisions,
     imagePlanning.then(async (imagePlan) =>
       (await goAhead)
         ? executePlan(imagePlan, ports.actions, executeOptions)
@@ -165,6 +172,8 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     }),
     goAhead,
   ]);
+  plan.decisions = decisions;
+  logDecisions(decisions, log);
   if (snapshotPart) plan.snapshots = snapshotPart.plan;
   const snapshotEvaluation = snapshotPart?.evaluation;
   const snapshotOutcomes = snapshotPart?.outcomes ?? [];
@@ -210,20 +219,8 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
 
 type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
 
-/** Every image's verdict, each logged with its reason, and each finding logged as a warning. */
-function decideImages(
-  images: readonly Image[],
-  references: ReadonlyMap<string, readonly Reference[]>,
-  accountId: string,
-  policy: Policy,
-  now: Date,
-  log: Log,
-): Decision[] {
-  const facts = buildFacts(images, references, accountId, policy.keepLatest.familyTags);
-  const decisions = images.flatMap((image) => {
-    const imageFacts = facts.get(image.imageId);
-    return imageFacts ? [evaluateImage(image, imageFacts, policy, now)] : [];
-  });
+/** Every image's verdict, with its reason, and each finding as a warning. */
+function logDecisions(decisions: readonly Decision[], log: Log): void {
   for (const decision of decisions) {
     log.info('decision', {
       imageId: decision.imageId,
@@ -241,7 +238,6 @@ function decideImages(
       });
     }
   }
-  return decisions;
 }
 
 async function checkTrail(

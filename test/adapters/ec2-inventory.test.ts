@@ -413,6 +413,40 @@ describe('findReferences with DescribeImageReferences', () => {
     expect(ec2Mock).not.toHaveReceivedCommand(DescribeInstancesCommand);
   });
 
+  it('asked about two sets of images, checks each set but lists groups and templates once', async () => {
+    // Prepare: image b is used only through an Auto Scaling group's launch configuration.
+    const [a, b] = [amiId(1), amiId(2)];
+    ec2Mock.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    autoScalingMock.on(DescribeLaunchConfigurationsCommand).resolves({
+      LaunchConfigurations: [
+        {
+          LaunchConfigurationName: 'legacy-lc',
+          LaunchConfigurationARN: 'arn:aws:autoscaling:eu-west-1:111122223333:launchConfiguration:lc',
+          ImageId: b,
+          InstanceType: 't3.micro',
+          CreatedTime: new Date('2025-01-01T00:00:00Z'),
+        },
+      ],
+    });
+    const subject = inventory();
+
+    // Act
+    const first = await subject.findReferences([image(a)]);
+    const second = await subject.findReferences([image(b)]);
+
+    // Assess
+    expect(first.size).toBe(0);
+    expect(second.get(b)?.map((reference) => reference.resourceType)).toEqual([
+      'autoscaling:LaunchConfiguration',
+    ]);
+    expect(
+      ec2Mock.commandCalls(DescribeImageReferencesCommand).map((call) => call.args[0].input.ImageIds),
+    ).toEqual([[a], [b]]);
+    expect(autoScalingMock).toHaveReceivedCommandTimes(DescribeAutoScalingGroupsCommand, 1);
+    expect(autoScalingMock).toHaveReceivedCommandTimes(DescribeLaunchConfigurationsCommand, 1);
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeLaunchTemplatesCommand, 1);
+  });
+
   it('returns an empty map without calling AWS when asked about no images', async () => {
     // Act
     const references = await inventory().findReferences([]);

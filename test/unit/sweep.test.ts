@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
 import { unboundedDeadline } from '../../src/core/ports.ts';
 import { runSweep, type SweepRequest } from '../../src/core/sweep.ts';
@@ -164,6 +164,75 @@ describe('runSweep on the demo account', () => {
       expect(account.images.get(subject.imageId)).toEqual(subject);
       for (const snapshotId of subject.snapshotIds) expect(account.snapshots.has(snapshotId)).toBe(true);
     }
+  });
+
+  it('acts once the references of the images it may remove are known, reading the rest alongside', async () => {
+    // Prepare: the second lookup answers only when the test lets it.
+    const { account, ports } = demo();
+    await runSweep(ports, request());
+    account.calls.length = 0;
+    const present = [...account.images.keys()];
+    const asked: string[][] = [];
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const inventory = {
+      accountId: () => account.accountId(),
+      listOwnedImages: () => account.listOwnedImages(),
+      findReferences: async (images: readonly Image[]) => {
+        asked.push(images.map((subject) => subject.imageId));
+        if (asked.length > 1) await released;
+        return account.findReferences(images);
+      },
+    };
+
+    // Act
+    const run = runSweep({ ...ports, inventory }, request({ now: daysAfter(NOW, 8) }));
+    await vi.waitFor(() =>
+      expect(account.calls.some((call) => call.startsWith('deregisterImage '))).toBe(true),
+    );
+    release();
+    const report = await run;
+
+    // Assess: two lookups that cover every image once; removals did not wait for the second.
+    expect(asked).toHaveLength(2);
+    expect([...(asked[0] ?? []), ...(asked[1] ?? [])].sort()).toEqual(present.sort());
+    const removable = new Set(asked[0]);
+    for (const decision of report.decisions.filter((d) => d.verdict === 'expire')) {
+      expect(removable.has(decision.imageId)).toBe(true);
+    }
+    // Kept anyway, yet the reason still says what uses them.
+    const inUse = report.decisions.filter((d) => d.rule === 'in-use').map((d) => d.name);
+    expect(inUse).toEqual(expect.arrayContaining(['batch-worker-1.0.3', 'legacy-app-2024-09-09']));
+    expect(report.totals.deregistered).toBeGreaterThan(0);
+  });
+
+  it('keeps acting, with a warning, when the references of the images kept anyway cannot be read', async () => {
+    // Prepare
+    const { account, ports } = demo();
+    let lookups = 0;
+    const inventory = {
+      accountId: () => account.accountId(),
+      listOwnedImages: () => account.listOwnedImages(),
+      findReferences: async (images: readonly Image[]) => {
+        lookups += 1;
+        if (lookups > 1) throw Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' });
+        return account.findReferences(images);
+      },
+    };
+
+    // Act
+    const report = await runSweep({ ...ports, inventory }, request());
+
+    // Assess
+    expect(report.totals.marked).toBe(ELIGIBLE_UNMARKED.length);
+    expect(report.warnings).toContainEqual(
+      expect.stringMatching(
+        /^references of the images kept anyway could not be read \(UnauthorizedOperation\)/,
+      ),
+    );
+    expect(report.decisions.find((d) => d.name === 'legacy-app-2024-09-09')?.verdict).toBe('keep');
   });
 
   it('throws InventoryError and changes nothing when the references cannot be found', async () => {
