@@ -1,6 +1,14 @@
 import type { Policy } from '../config/policy.ts';
 import { errorCode, errorMessage, InventoryError } from '../errors.ts';
-import type { ActionOutcome, Caller, Decision, Image, Plan, SnapshotActionOutcome } from '../model.ts';
+import type {
+  ActionOutcome,
+  Caller,
+  Decision,
+  Image,
+  Plan,
+  SnapshotActionOutcome,
+  SnapshotPlan,
+} from '../model.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
 import { executePlan } from './executor.ts';
@@ -20,6 +28,8 @@ import {
   evaluateSnapshots,
   gatherSnapshotInventory,
   type ShareCheckBudget,
+  type SnapshotEvaluation,
+  type SnapshotInventory,
   type SnapshotPorts,
 } from './snapshot-sweep.ts';
 
@@ -83,60 +93,17 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // Then each chain acts as soon as its own plan is ready: deregistering need not wait for the
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
-  const budget = shareCheckBudget(request, snapshots?.actions.deletionsPerSecond);
-  const imagesById = new Map(images.map((image) => [image.imageId, image]));
-  const first = decideBeforeReferences(images, accountId, policy, now);
-  const imagePlanning = gatherStep('facts', () => ports.inventory.findReferences(first.candidates)).then(
-    (references) => {
-      const decisions = withReferences(first.decisions, imagesById, first, references, policy, now);
-      return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
-    },
-  );
-  // The other images' references change no verdict and no action, only the reason a kept image
-  // gives; they are read alongside the actions, and a failure costs only those reasons.
-  const imageDecisions = imagePlanning.then(async (imagePlan) => {
-    try {
-      const references = await ports.inventory.findReferences(first.others);
-      return withReferences(imagePlan.decisions, imagesById, first, references, policy, now);
-    } catch (error) {
-      warnings.push(
-        `references of the images kept anyway could not be read (${errorCode(error)}): their reasons do not say what uses them`,
-      );
-      return imagePlan.decisions;
-    }
-  });
-  const snapshotInventory = snapshots
-    ? gatherStep('snapshots', () => gatherSnapshotInventory(snapshots, { accountId, policy, warnings }))
+  const imageChain = planImages(ports, request, { accountId, images, warnings });
+  const snapshotChain = snapshots
+    ? planSnapshots(snapshots, request, { accountId, images, warnings, log })
     : undefined;
-  const snapshotPlanning = (async () => {
-    if (!snapshots || !snapshotInventory) return undefined;
-    const inventory = await snapshotInventory;
-    try {
-      const evaluation = await evaluateSnapshots(snapshots, inventory, {
-        accountId,
-        images,
-        policy,
-        now,
-        log,
-        warnings,
-        budget,
-      });
-      return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
-    } catch (error) {
-      // By now images may be in the middle of being removed: their report must not be lost.
-      warnings.push(
-        `snapshots were not decided (${errorCode(error)}): ${errorMessage(error)}; none was changed`,
-      );
-      log.error('snapshots not decided', { error });
-      return undefined;
-    }
-  })();
+  const snapshotPlanning = snapshotChain?.plan ?? Promise.resolve(undefined);
 
   const goAhead = (async () => {
-    const [imagePlan] = await Promise.all([imagePlanning, snapshotInventory]);
+    const [imagePlan] = await Promise.all([imageChain.plan, snapshotChain?.inventory]);
     if (request.mode !== 'apply') return false;
     if (!request.confirm) return true;
-    const [decisions, snapshotPart] = await Promise.all([imageDecisions, snapshotPlanning]);
+    const [decisions, snapshotPart] = await Promise.all([imageChain.decisions, snapshotPlanning]);
     const whole = { ...imagePlan, decisions, ...(snapshotPart ? { snapshots: snapshotPart.plan } : {}) };
     if (whole.actions.length + (whole.snapshots?.actions.length ?? 0) === 0) return true;
     if (await request.confirm(whole)) return true;
@@ -154,9 +121,9 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     log,
   };
   const [plan, decisions, outcomes, snapshotPart, execute] = await Promise.all([
-    imagePlanning,
-    imageDecisions,
-    imagePlanning.then(async (imagePlan) =>
+    imageChain.plan,
+    imageChain.decisions,
+    imageChain.plan.then(async (imagePlan) =>
       (await goAhead)
         ? executePlan(imagePlan, ports.actions, executeOptions)
         : imagePlan.actions.map(
@@ -218,6 +185,75 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
 }
 
 type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
+
+/**
+ * The image chain: every image decided, the references of those other rules would let go
+ * settling the plan (`plan`), and then, alongside the actions, the others' references, which
+ * change no verdict and no action, only the reason a kept image gives (`decisions`); a failure to
+ * read those costs only the reasons.
+ */
+function planImages(
+  ports: SweepPorts,
+  request: SweepRequest,
+  context: { accountId: string; images: readonly Image[]; warnings: string[] },
+): { plan: Promise<Plan>; decisions: Promise<Decision[]> } {
+  const { policy, now } = request;
+  const { accountId, images, warnings } = context;
+  const byId = new Map(images.map((image) => [image.imageId, image]));
+  const first = decideBeforeReferences(images, accountId, policy, now);
+  const plan = gatherStep('facts', () => ports.inventory.findReferences(first.candidates)).then(
+    (references) => {
+      const decisions = withReferences(first.decisions, byId, first, references, policy, now);
+      return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
+    },
+  );
+  const decisions = plan.then(async (imagePlan) => {
+    try {
+      const references = await ports.inventory.findReferences(first.others);
+      return withReferences(imagePlan.decisions, byId, first, references, policy, now);
+    } catch (error) {
+      warnings.push(
+        `references of the images kept anyway could not be read (${errorCode(error)}): their reasons do not say what uses them`,
+      );
+      return imagePlan.decisions;
+    }
+  });
+  return { plan, decisions };
+}
+
+/**
+ * The snapshot chain: the inventory (`inventory`: complete, or it rejects and nothing changes),
+ * then every snapshot decided, sharing read within the invocation's budget, and the plan.
+ */
+function planSnapshots(
+  snapshots: SnapshotPorts,
+  request: SweepRequest,
+  context: { accountId: string; images: readonly Image[]; warnings: string[]; log: Log },
+): {
+  inventory: Promise<SnapshotInventory>;
+  plan: Promise<{ evaluation: SnapshotEvaluation; plan: SnapshotPlan } | undefined>;
+} {
+  const { policy, now } = request;
+  const { accountId, warnings, log } = context;
+  const budget = shareCheckBudget(request, snapshots.actions.deletionsPerSecond);
+  const inventory = gatherStep('snapshots', () =>
+    gatherSnapshotInventory(snapshots, { accountId, policy, warnings }),
+  );
+  const plan = inventory.then(async (listed) => {
+    try {
+      const evaluation = await evaluateSnapshots(snapshots, listed, { ...context, policy, now, budget });
+      return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
+    } catch (error) {
+      // By now images may be in the middle of being removed: their report must not be lost.
+      warnings.push(
+        `snapshots were not decided (${errorCode(error)}): ${errorMessage(error)}; none was changed`,
+      );
+      log.error('snapshots not decided', { error });
+      return undefined;
+    }
+  });
+  return { inventory, plan };
+}
 
 /** Every image's verdict, with its reason, and each finding as a warning. */
 function logDecisions(decisions: readonly Decision[], log: Log): void {
