@@ -141,6 +141,21 @@ describe('ApiLimiter', () => {
     expect(limiter.waitedMs.get('DeregisterImage')).toBe(400);
   });
 
+  it('tells the steady pace it holds an API to: the refill rate scaled by the headroom', async () => {
+    // Prepare
+    const clock = fakeClock();
+    const limiter = new ApiLimiter({ headroom: 0.8, clock });
+
+    // Act: past the burst of 80, calls go one every 250 ms.
+    const times = await acquireTimes(limiter, clock, 'DeleteSnapshot', 84);
+
+    // Assess
+    expect(limiter.ratePerSecond('DeleteSnapshot')).toBe(4);
+    expect(times.slice(80)).toEqual([250, 500, 750, 1000]);
+    expect(limiter.ratePerSecond('DescribeSnapshotAttribute')).toBe(16);
+    expect(limiter.ratePerSecond('SendMessage')).toBeUndefined();
+  });
+
   it.each([0, -0.5, 1.5, Number.NaN])('refuses a headroom of %s', (headroom) => {
     expect(() => new ApiLimiter({ headroom })).toThrow(RangeError);
   });
