@@ -128,8 +128,7 @@ export function toImage(raw: Ec2Image): Image {
   return image;
 }
 
-/** Gathers references for the requested images only, dropping exact duplicates. */
-/** References gathered per image, each once; only for `wanted` images when given. */
+/** Gathers references per image, dropping exact duplicates; only for `wanted` images when given. */
 function createCollector(wanted?: ReadonlySet<string>) {
   const found = new Map<string, Map<string, Reference>>();
   return {
