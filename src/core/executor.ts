@@ -55,6 +55,7 @@ export async function executePlan(
       imageId: action.imageId,
       action: action.kind,
       rule: action.rule,
+      reason: action.reason,
       status: result.status,
       detail: result.detail,
       errorCode: result.errorCode,

@@ -36,6 +36,7 @@ export async function executeSnapshotPlan(
       snapshotId: outcome.action.snapshotId,
       action: outcome.action.kind,
       rule: outcome.action.rule,
+      reason: outcome.action.reason,
       status: outcome.status,
       detail: outcome.detail,
       errorCode: outcome.errorCode,

@@ -93,7 +93,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // Then each chain acts as soon as its own plan is ready: deregistering need not wait for the
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
-  const imageChain = planImages(ports, request, { accountId, images, warnings });
+  const imageChain = planImages(ports, request, { accountId, images, warnings, log });
   const snapshotChain = snapshots
     ? planSnapshots(snapshots, request, { accountId, images, warnings, log })
     : undefined;
@@ -140,7 +140,6 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     goAhead,
   ]);
   plan.decisions = decisions;
-  logDecisions(decisions, log);
   if (snapshotPart) plan.snapshots = snapshotPart.plan;
   const snapshotEvaluation = snapshotPart?.evaluation;
   const snapshotOutcomes = snapshotPart?.outcomes ?? [];
@@ -195,28 +194,37 @@ type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
 function planImages(
   ports: SweepPorts,
   request: SweepRequest,
-  context: { accountId: string; images: readonly Image[]; warnings: string[] },
+  context: { accountId: string; images: readonly Image[]; warnings: string[]; log: Log },
 ): { plan: Promise<Plan>; decisions: Promise<Decision[]> } {
   const { policy, now } = request;
-  const { accountId, images, warnings } = context;
+  const { accountId, images, warnings, log } = context;
   const byId = new Map(images.map((image) => [image.imageId, image]));
   const first = decideBeforeReferences(images, accountId, policy, now);
+  const candidateIds = new Set(first.candidates.map((image) => image.imageId));
+  const isCandidate = (decision: Decision) => candidateIds.has(decision.imageId);
   const plan = gatherStep('facts', () => ports.inventory.findReferences(first.candidates)).then(
     (references) => {
       const decisions = withReferences(first.decisions, byId, first, references, policy, now);
+      // The candidates' decisions are final: logged before anything is done about them.
+      logDecisions(decisions.filter(isCandidate), log);
       return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
     },
   );
   const decisions = plan.then(async (imagePlan) => {
+    let final = imagePlan.decisions;
     try {
       const references = await ports.inventory.findReferences(first.others);
-      return withReferences(imagePlan.decisions, byId, first, references, policy, now);
+      final = withReferences(imagePlan.decisions, byId, first, references, policy, now);
     } catch (error) {
       warnings.push(
         `references of the images kept anyway could not be read (${errorCode(error)}): their reasons do not say what uses them`,
       );
-      return imagePlan.decisions;
     }
+    logDecisions(
+      final.filter((decision) => !isCandidate(decision)),
+      log,
+    );
+    return final;
   });
   return { plan, decisions };
 }

@@ -118,28 +118,19 @@ describe('share checks under a deadline', () => {
     expect(report.complete).toBe(false);
   });
 
-  it('read every candidate when deletions are not paced', async () => {
+  it.each([
+    ['deletions are not paced', undefined, steadyDeadline],
+    ['the run has no deadline', DELETIONS_PER_SECOND, unboundedDeadline],
+  ] as const)('read every candidate when %s', async (_case, pace, deadline) => {
     // Prepare
-    const { ports, read } = setup(undefined);
+    const { ports, read } = setup(pace);
 
     // Act
-    const report = await sweep(ports, steadyDeadline);
+    const report = await sweep(ports, deadline);
 
     // Assess
     expect(read).toHaveLength(DUE + TO_MARK);
     expect(report.totals.orphansDeleted).toBe(DUE);
     expect(report.complete).toBe(true);
-  });
-
-  it('read every candidate when the run has no deadline', async () => {
-    // Prepare
-    const { ports, read } = setup(DELETIONS_PER_SECOND);
-
-    // Act
-    const report = await sweep(ports, unboundedDeadline);
-
-    // Assess
-    expect(read).toHaveLength(DUE + TO_MARK);
-    expect(report.totals.orphansDeleted).toBe(DUE);
   });
 });

@@ -208,6 +208,36 @@ describe('runSweep on the demo account', () => {
     expect(report.totals.deregistered).toBeGreaterThan(0);
   });
 
+  it('logs each image decision once, a removal candidate’s before anything is done to it, and every action with its reason', async () => {
+    // Prepare
+    const { ports, log, seed } = demo();
+
+    // Act
+    await runSweep(ports, request());
+
+    // Assess
+    const lines = log.entries.map((entry, index) => ({
+      index,
+      message: entry.message,
+      extra: (entry.extra[0] ?? {}) as Record<string, unknown>,
+    }));
+    const decided = lines.filter((line) => line.message === 'decision' && 'imageId' in line.extra);
+    expect(decided.map((line) => line.extra.imageId).sort()).toEqual(
+      seed.images.map((subject) => subject.imageId).sort(),
+    );
+    const actions = lines.filter((line) => line.message === 'action');
+    expect(actions.length).toBeGreaterThan(0);
+    for (const action of actions) expect(action.extra.reason).toEqual(expect.any(String));
+    // Marks and deregistrations act on candidates, whose decisions are final with the plan; an
+    // unmark may come before the line of an image kept anyway, whose references are read alongside.
+    const onCandidates = actions.filter((line) => line.extra.action !== 'unmark');
+    expect(onCandidates.length).toBeGreaterThan(0);
+    for (const action of onCandidates) {
+      const decision = decided.find((line) => line.extra.imageId === action.extra.imageId);
+      expect(decision?.index).toBeLessThan(action.index);
+    }
+  });
+
   it('keeps acting, with a warning, when the references of the images kept anyway cannot be read', async () => {
     // Prepare
     const { account, ports } = demo();
