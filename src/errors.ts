@@ -45,3 +45,20 @@ export function errorCode(error: unknown): string {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A write whose request may have reached AWS but whose answer never came back (a timeout, a reset
+ * connection, a 5xx). It is not retried blindly: a second DeregisterImage or DeleteSnapshot would
+ * answer NotFound and hide that the first one worked. The caller finds out what happened by reading
+ * the resource again.
+ */
+export class OutcomeUnknownError extends Error {
+  override name = 'OutcomeUnknownError';
+  readonly operation: string;
+
+  constructor(operation: string, options?: ErrorOptions) {
+    const code = options?.cause === undefined ? 'no answer' : errorCode(options.cause);
+    super(`${operation} may or may not have taken effect (${code})`, options);
+    this.operation = operation;
+  }
+}
