@@ -11,6 +11,7 @@ import type {
 } from '../model.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
+import { FutureClockError, futureClockReason } from './clock.ts';
 import { executePlan } from './executor.ts';
 import { creatorTags } from './image-audit.ts';
 import { decideBeforeReferences, withReferences } from './image-decisions.ts';
@@ -63,6 +64,11 @@ export interface SweepRequest {
   reserveMs?: number;
   /** Asked with the finished plan before anything changes; declining leaves the account untouched. */
   confirm?: (plan: Plan) => Promise<boolean>;
+  /**
+   * The real clock, where the run's clock came from outside: an apply on a clock later than this
+   * (beyond a small skew) is refused before anything is read.
+   */
+  realNow?: Date;
 }
 
 const DEFAULT_RESERVE_MS = 20_000;
@@ -76,6 +82,10 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   const { policy, now } = request;
   const { log } = ports;
   const startedAt = new Date();
+  if (request.mode === 'apply') {
+    const future = futureClockReason(now, request.realNow ?? startedAt, 'the run clock');
+    if (future) throw new FutureClockError(future);
+  }
 
   const accountFindings: AccountFinding[] = [];
   const warnings: string[] = [];

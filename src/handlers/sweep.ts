@@ -11,6 +11,7 @@ import { createSsmStateStore } from '../adapters/state.ts';
 import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
+import { futureClockReason } from '../core/clock.ts';
 import {
   type Continuation,
   continuationSchema,
@@ -24,6 +25,7 @@ import type { Log, StateStore } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { alertOnTrailChange } from '../core/trail-alert.ts';
+import { errorCode } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
 
@@ -35,12 +37,14 @@ const scheduledEvent = z.looseObject({
 });
 
 /**
- * A hand-made invocation (`serverless invoke -f sweep -d '{"mode":"plan"}'`). A forecast date is
- * for plans only: an unattended apply on a future clock would cut grace periods short.
+ * A hand-made invocation (`serverless invoke -f sweep -d '{"mode":"plan"}'`). It must name its
+ * mode to change anything: a bare one (`{}`, or no payload at all) is a plan, since a console test
+ * or a stray invoke must never run an apply. A forecast date is for plans only: an unattended
+ * apply on a future clock would cut grace periods short.
  */
 const manualEvent = z
   .strictObject({
-    mode: z.enum(['plan', 'apply']).optional(),
+    mode: z.enum(['plan', 'apply']).default('plan'),
     asOf: z.iso.datetime().optional(),
   })
   .refine((event) => event.asOf === undefined || event.mode === 'plan', {
@@ -68,13 +72,19 @@ const continuationEvent = z.looseObject({
 
 const sweepEvent = z.union([scheduledEvent, manualEvent]);
 
+/** The state key under which a run that hands on records the continuation it expects next. */
+export const EXPECTED_CONTINUATION_KEY = 'continuation';
+
 export interface SweepDependencies {
   /** Adapters for one invocation; the signal aborts AWS calls still in flight near the timeout. */
   ports: (signal: AbortSignal | undefined) => Omit<SweepPorts, 'log'>;
   /** Alerts (e.g. the Region's real-time audit going blind) and the state that deduplicates them. */
   alerts?: { notifier: Notifier; state: StateStore };
-  /** Hands an unfinished run to the next invocation; without it, tomorrow's run carries on. */
-  continueWith?: (next: Continuation) => Promise<void>;
+  /**
+   * Hands an unfinished run to the next invocation; without it, tomorrow's run carries on. The
+   * state remembers which continuation the run expects, so only the one it sent is accepted.
+   */
+  continuation?: { send: (next: Continuation) => Promise<void>; state: StateStore };
   policy: Policy;
   region: string;
   dryRun: boolean;
@@ -90,30 +100,25 @@ export function makeSweepHandler(deps: SweepDependencies) {
     context: Pick<Context, 'getRemainingTimeInMillis'>,
     options?: { signal?: AbortSignal },
   ): Promise<SweepResult> => {
-    const continued = continuationEvent.safeParse(event);
-    const previous: Continuation | undefined = continued.success ? continued.data.Records : undefined;
-    const parsed = previous ? undefined : sweepEvent.safeParse(event);
-    if (parsed && !parsed.success) {
-      // A malformed event will never become valid on retry, so it is dropped, not thrown.
-      const reason = `not a scheduled event or a {mode, asOf} invocation: ${z.prettifyError(parsed.error)}`;
-      deps.log.error('event rejected', { reason });
-      return { status: 'rejected', reason };
+    const realNow = deps.clock();
+    const accepted = await acceptEvent(event, realNow, deps);
+    if ('rejected' in accepted) {
+      // A bad event will never become valid on retry, so it is dropped, not thrown.
+      deps.log.error('event rejected', { reason: accepted.rejected });
+      return { status: 'rejected', reason: accepted.rejected };
     }
-    const input = parsed?.data;
-    const scheduled = previous ? previous.scheduled : input !== undefined && 'time' in input;
-    const at = previous?.asOf ?? (input && ('time' in input ? input.time : input.asOf));
-    const runId =
-      previous?.runId ?? (input && 'id' in input && typeof input.id === 'string' ? input.id : randomUUID());
-    const mode = input && 'mode' in input && input.mode === 'plan' ? 'plan' : 'apply';
+    const { previous, scheduled, at, runId, mode, note } = accepted;
+    if (note) deps.log.info('planning only', { reason: note });
     const ran = await runSweep(
       { ...deps.ports(options?.signal), log: deps.log },
       {
         policy: deps.policy,
         region: deps.region,
-        now: at ? new Date(at) : deps.clock(),
+        now: at ? new Date(at) : realNow,
         mode,
         dryRun: deps.dryRun || deps.policy.dryRun,
         deadline: { remainingMs: () => context.getRemainingTimeInMillis() },
+        realNow,
       },
     );
     const report = continueReport(ran, previous, runId);
@@ -124,6 +129,7 @@ export function makeSweepHandler(deps: SweepDependencies) {
       await handOn(next, deps);
       return report;
     }
+    if (previous) await settle(deps, previous);
     if (deps.alerts) {
       const trailAlert = await alertOnTrailChange(report.trail, {
         accountId: report.accountId,
@@ -142,6 +148,120 @@ export function makeSweepHandler(deps: SweepDependencies) {
   };
 }
 
+interface AcceptedEvent {
+  previous: Continuation | undefined;
+  scheduled: boolean;
+  /** The run's clock when the event carries one; otherwise the real clock is used. */
+  at: string | undefined;
+  runId: string;
+  mode: 'plan' | 'apply';
+  /** Why a hand-made invocation only plans, when it did not say. */
+  note?: string;
+}
+
+/**
+ * What an event asks for, or why it is refused. A run's clock from outside (a schedule's `time`, a
+ * continuation's `asOf`) is never later than the real clock, and a continuation must be the one
+ * the run itself handed on: anyone who can send to the queue could otherwise pick the clock.
+ */
+async function acceptEvent(
+  event: unknown,
+  realNow: Date,
+  deps: SweepDependencies,
+): Promise<AcceptedEvent | { rejected: string }> {
+  const continued = continuationEvent.safeParse(event);
+  if (continued.success) {
+    const previous = continued.data.Records;
+    const future = futureClockReason(new Date(previous.asOf), realNow, 'the continuation clock');
+    if (future) return { rejected: future };
+    const unexpected = await claimContinuation(previous, deps);
+    if (unexpected) return { rejected: unexpected };
+    return {
+      previous,
+      scheduled: previous.scheduled,
+      at: previous.asOf,
+      runId: previous.runId,
+      mode: 'apply',
+    };
+  }
+  // Lambda hands a payload-less invocation an empty object; null and undefined mean the same.
+  const parsed = sweepEvent.safeParse(event ?? {});
+  if (!parsed.success) {
+    return {
+      rejected: `not a scheduled event or a {mode, asOf} invocation: ${z.prettifyError(parsed.error)}`,
+    };
+  }
+  const input = parsed.data;
+  if ('time' in input) {
+    const future = futureClockReason(new Date(input.time), realNow, 'the scheduled event time');
+    if (future) return { rejected: future };
+    return {
+      previous: undefined,
+      scheduled: true,
+      at: input.time,
+      runId: typeof input.id === 'string' ? input.id : randomUUID(),
+      mode: 'apply',
+    };
+  }
+  const named = event !== null && typeof event === 'object' && 'mode' in event;
+  return {
+    previous: undefined,
+    scheduled: false,
+    at: input.asOf,
+    runId: randomUUID(),
+    mode: input.mode,
+    ...(named
+      ? {}
+      : { note: 'no mode named; a hand-made invocation changes something only with {"mode":"apply"}' }),
+  };
+}
+
+/** The expected continuation, as the state stores it: the run, the invocation and the clock. */
+function expectation(next: Pick<Continuation, 'runId' | 'invocation' | 'asOf'>): string {
+  return JSON.stringify({ runId: next.runId, invocation: next.invocation, asOf: next.asOf });
+}
+
+/**
+ * Accepts a continuation only when it is the one the run recorded before sending it, and records
+ * that it was claimed, so a second delivery of the same message (SQS delivers at least once) or a
+ * message made by hand is refused.
+ */
+async function claimContinuation(
+  previous: Continuation,
+  deps: SweepDependencies,
+): Promise<string | undefined> {
+  if (!deps.continuation) return 'this deployment has no continuation queue, so no continuation is expected';
+  const { state } = deps.continuation;
+  const key = `${EXPECTED_CONTINUATION_KEY}/${deps.region}`;
+  let expected: string | undefined;
+  try {
+    expected = await state.get(key);
+  } catch (error) {
+    return `the expected continuation could not be read (${errorCode(error)}); the next scheduled run carries on`;
+  }
+  if (expected !== expectation(previous)) {
+    return `continuation ${previous.runId} #${previous.invocation} is not the one this run expects (already claimed, superseded or never sent)`;
+  }
+  try {
+    await state.put(key, JSON.stringify({ claimed: expectation(previous) }));
+  } catch (error) {
+    return `the continuation could not be claimed (${errorCode(error)}); the next scheduled run carries on`;
+  }
+  return undefined;
+}
+
+/** A run that finished clears what it expected, so nothing can pick it up again. */
+async function settle(deps: SweepDependencies, previous: Continuation): Promise<void> {
+  try {
+    await deps.continuation?.state.put(
+      `${EXPECTED_CONTINUATION_KEY}/${deps.region}`,
+      JSON.stringify({ finished: previous.runId }),
+    );
+  } catch (error) {
+    deps.log.warn('finished run not recorded', { runId: previous.runId, errorCode: errorCode(error) });
+  }
+}
+
 async function handOn(next: Continuation, deps: SweepDependencies): Promise<void> {
   if (next.invocation > MAX_INVOCATIONS) {
     deps.log.error('run stopped unfinished', {
@@ -150,20 +270,23 @@ async function handOn(next: Continuation, deps: SweepDependencies): Promise<void
     });
     return;
   }
-  if (!deps.continueWith) {
+  if (!deps.continuation) {
     deps.log.warn('run unfinished', {
       runId: next.runId,
       reason: 'no continuation queue; the next scheduled run carries on',
     });
     return;
   }
-  await deps.continueWith(next);
+  // Recorded before sending: the message is accepted only if it matches this.
+  await deps.continuation.state.put(`${EXPECTED_CONTINUATION_KEY}/${deps.region}`, expectation(next));
+  await deps.continuation.send(next);
   deps.log.info('run continues', { runId: next.runId, invocation: next.invocation });
 }
 
 async function defaultDependencies(): Promise<SweepDependencies> {
   const env = readEventEnvironment();
   const policy = await loadDeployedPolicy(env.policyFile);
+  const state = createSsmStateStore({ prefix: env.stateParameterPrefix });
   return {
     ports: (signal) => {
       const lookup = createCreatorLookup({ signal });
@@ -178,10 +301,12 @@ async function defaultDependencies(): Promise<SweepDependencies> {
         },
       };
     },
-    ...(env.continuationQueueUrl ? { continueWith: createContinuationQueue(env.continuationQueueUrl) } : {}),
+    ...(env.continuationQueueUrl
+      ? { continuation: { send: createContinuationQueue(env.continuationQueueUrl), state } }
+      : {}),
     alerts: {
       notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
-      state: createSsmStateStore({ prefix: env.stateParameterPrefix }),
+      state,
     },
     policy,
     region: env.region,

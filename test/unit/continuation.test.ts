@@ -7,7 +7,7 @@ import type { RunReport } from '../../src/core/report.ts';
 import { demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
 import type { SweepResult } from '../../src/handlers/sweep.ts';
-import { recordingLog } from './factories.ts';
+import { memoryState, recordingLog } from './factories.ts';
 
 vi.mock('../../src/adapters/ec2.ts', async (original) => ({
   ...(await original<typeof import('../../src/adapters/ec2.ts')>()),
@@ -45,26 +45,42 @@ function sqsEvent(message: Continuation) {
   return { Records: [{ eventSource: 'aws:sqs', messageId: '1', body: JSON.stringify(message) }] };
 }
 
+/** The real clock of these tests: a day after the scheduled event. */
+const REAL_NOW = new Date(EVENT_TIME.getTime() + 86_400_000);
+
+/** What the run that sent `message` recorded before sending it. */
+function expectContinuation(state: ReturnType<typeof memoryState>, message: Continuation) {
+  state.values.set(
+    'continuation/eu-west-1',
+    JSON.stringify({ runId: message.runId, invocation: message.invocation, asOf: message.asOf }),
+  );
+}
+
 function setup() {
   // Eight days on, the demo's marks from an earlier run are due: a run with many removals.
   const account = new MemoryAccount(demoAccount(new Date(EVENT_TIME.getTime() - 8 * 86_400_000)));
   const handed: Continuation[] = [];
+  const state = memoryState();
+  const log = recordingLog();
   const handler = makeSweepHandler({
     ports: () => ({
       inventory: account,
       actions: account,
       snapshots: { inventory: account, sharing: account, actions: account },
     }),
-    continueWith: async (next) => {
-      handed.push(next);
+    continuation: {
+      send: async (next) => {
+        handed.push(next);
+      },
+      state,
     },
     policy: { ...parsePolicy(demoPolicyDocument), dryRun: false, graceDays: 0 },
     region: 'eu-west-1',
     dryRun: false,
-    clock: () => new Date('2030-01-01T00:00:00Z'),
-    log: recordingLog(),
+    clock: () => REAL_NOW,
+    log,
   });
-  return { account, handed, handler };
+  return { account, handed, handler, state, log };
 }
 
 describe('a sweep that outlasts one invocation', () => {
@@ -121,7 +137,7 @@ describe('a sweep that outlasts one invocation', () => {
 
   it('stops handing on after the last allowed invocation, and says so', async () => {
     // Prepare
-    const { handed, handler } = setup();
+    const { handed, handler, state } = setup();
     const last: Continuation = {
       runId: 'run-1',
       invocation: MAX_INVOCATIONS,
@@ -131,6 +147,7 @@ describe('a sweep that outlasts one invocation', () => {
       totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
       cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
     };
+    expectContinuation(state, last);
 
     // Act
     const report = asReport(await handler(sqsEvent(last), budget(2)));
@@ -149,5 +166,78 @@ describe('a sweep that outlasts one invocation', () => {
     );
 
     expect(result).toMatchObject({ status: 'rejected' });
+  });
+
+  it('accepts a continuation only once: a second delivery of the same message changes nothing', async () => {
+    // Prepare
+    const { account, handed, handler, log } = setup();
+    asReport(await handler(structuredClone(scheduledSweep), budget(3)));
+    const [message] = handed;
+    if (!message) throw new Error('no continuation was handed on');
+    asReport(await handler(sqsEvent(message), budget(4)));
+    const callsBefore = account.calls.length;
+
+    // Act
+    const again = await handler(sqsEvent(message), budget(1_000));
+
+    // Assess
+    expect(again).toMatchObject({
+      status: 'rejected',
+      reason: expect.stringMatching(/not the one this run expects/),
+    });
+    expect(account.calls.length).toBe(callsBefore);
+    expect(log.entries.some((entry) => entry.message === 'event rejected')).toBe(true);
+  });
+
+  it('rejects a continuation the run never sent, whatever it says', async () => {
+    // Prepare: a well-formed message made by hand, with a clock eight days on.
+    const { account, handler, state } = setup();
+    const forged: Continuation = {
+      runId: 'run-made-by-hand',
+      invocation: 2,
+      asOf: EVENT_TIME.toISOString(),
+      startedAt: EVENT_TIME.toISOString(),
+      scheduled: false,
+      totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
+      cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
+    };
+    state.values.set(
+      'continuation/eu-west-1',
+      JSON.stringify({ runId: 'run-1', invocation: 2, asOf: forged.asOf }),
+    );
+
+    // Act
+    const result = await handler(sqsEvent(forged), budget(1_000));
+
+    // Assess
+    expect(result).toMatchObject({ status: 'rejected' });
+    expect(account.calls).toEqual([]);
+  });
+
+  it('rejects a continuation whose clock is in the future, even one the run expects, and changes nothing', async () => {
+    // Prepare: images marked a day ago would be due on a clock 30 days on.
+    const { account, handler, state, log } = setup();
+    const future: Continuation = {
+      runId: 'run-1',
+      invocation: 2,
+      asOf: new Date(REAL_NOW.getTime() + 30 * 86_400_000).toISOString(),
+      startedAt: EVENT_TIME.toISOString(),
+      scheduled: true,
+      totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
+      cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
+    };
+    expectContinuation(state, future);
+
+    // Act
+    const result = await handler(sqsEvent(future), budget(1_000));
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 'rejected',
+      reason: expect.stringMatching(/later than the real clock/),
+    });
+    expect(account.calls).toEqual([]);
+    const rejected = log.entries.find((entry) => entry.message === 'event rejected');
+    expect(JSON.stringify(rejected?.extra)).toMatch(/continuation clock/);
   });
 });

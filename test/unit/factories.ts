@@ -1,5 +1,5 @@
 import { defaultPolicy, type Policy } from '../../src/config/policy.ts';
-import type { Log, LogExtra } from '../../src/core/ports.ts';
+import type { Log, LogExtra, StateStore } from '../../src/core/ports.ts';
 import type { Decision, Image, Plan, PlannedAction } from '../../src/model.ts';
 
 /**
@@ -111,5 +111,17 @@ export function recordingLog(): Log & { entries: LogEntry[] } {
     info: record('info'),
     warn: record('warn'),
     error: record('error'),
+  };
+}
+
+/** A StateStore in memory, with its values open to assertions. */
+export function memoryState(): StateStore & { values: Map<string, string> } {
+  const values = new Map<string, string>();
+  return {
+    values,
+    get: async (key) => values.get(key),
+    put: async (key, value) => {
+      values.set(key, value);
+    },
   };
 }

@@ -106,7 +106,6 @@ describe('sweep handler', () => {
   it.each([
     { case: 'an S3 event', event: { source: 'aws.s3' } },
     { case: 'a string', event: 'sweep please' },
-    { case: 'null', event: null },
     { case: 'a number', event: 42 },
     { case: 'an unknown mode', event: { mode: 'destroy' } },
     { case: 'a manual asOf that is not a date', event: { mode: 'plan', asOf: 'tomorrow' } },
@@ -136,6 +135,63 @@ describe('sweep handler', () => {
     expect(listOwnedImages).not.toHaveBeenCalled();
     expect(account.calls).toEqual([]);
     expect(log.entries.filter((entry) => entry.message === 'event rejected')).toHaveLength(1);
+  });
+
+  it.each([
+    { case: '{}', event: {} },
+    { case: 'null', event: null },
+    { case: 'no payload', event: undefined },
+  ])('plans, and changes nothing, on a bare invocation ($case)', async ({ event }) => {
+    // Prepare: the policy and the deployment are both live, so only the mode keeps this read-only.
+    const { account, log, handler } = setup();
+
+    // Act
+    const report = asReport(await handler(event, context()));
+
+    // Assess
+    expect(report.mode).toBe('plan');
+    expect(report.actions.length).toBeGreaterThan(0);
+    expect(report.actions.every((outcome) => outcome.status === 'planned')).toBe(true);
+    expect(account.calls).toEqual([]);
+    expect(log.entries.some((entry) => entry.message === 'planning only')).toBe(true);
+  });
+
+  it.each([
+    { case: 'in 2099', time: '2099-01-01T00:00:00Z' },
+    {
+      case: 'an hour ahead of the real clock',
+      time: new Date(WALL_CLOCK.getTime() + 3_600_000).toISOString(),
+    },
+  ])('rejects a scheduled event whose time is $case, and changes nothing', async ({ time }) => {
+    // Prepare
+    const { account, log, handler } = setup();
+    const listOwnedImages = vi.spyOn(account, 'listOwnedImages');
+
+    // Act
+    const result = await handler({ ...scheduledEvent(), time }, context());
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 'rejected',
+      reason: expect.stringMatching(/later than the real clock/),
+    });
+    expect(listOwnedImages).not.toHaveBeenCalled();
+    expect(account.calls).toEqual([]);
+    const rejected = log.entries.find((entry) => entry.message === 'event rejected');
+    expect(JSON.stringify(rejected?.extra)).toContain(new Date(time).toISOString());
+  });
+
+  it('accepts a scheduled event a little ahead of the real clock (clock skew)', async () => {
+    // Prepare
+    const { handler } = setup();
+    const time = new Date(WALL_CLOCK.getTime() + 60_000).toISOString();
+
+    // Act
+    const report = asReport(await handler({ ...scheduledEvent(), time }, context()));
+
+    // Assess
+    expect(report.mode).toBe('apply');
+    expect(report.asOf).toBe(time);
   });
 
   it('runs a manual {mode: plan} invocation read-only on the injected clock', async () => {
