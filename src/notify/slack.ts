@@ -52,16 +52,29 @@ export interface SlackMessage {
 
 export interface DeliveryResult {
   delivered: boolean;
-  /** HTTP requests made; 0 when nothing was sent (no webhook, or it could not be read). */
+  /**
+   * Set, with `delivered: false`, when the last POST timed out: Slack may well have posted it and
+   * been slow to say so. It is not sent again; each caller decides what its alert state makes of it.
+   */
+  maybeDelivered?: true;
+  /** HTTP requests made; 0 when nothing was sent (no webhook, it could not be read, no time left). */
   attempts: number;
   /** Status of the last response, when there was one. */
   status?: number;
   error?: string;
 }
 
+export interface SendOptions {
+  /**
+   * Wall-clock milliseconds the whole delivery may take: reading the webhook, every request and
+   * every wait between them. No request is started, and no wait begun, that would end past it.
+   */
+  budgetMs?: number;
+}
+
 export interface Notifier {
   /** Never throws: failures come back as `delivered: false` with a reason free of the webhook URL. */
-  send(message: SlackMessage): Promise<DeliveryResult>;
+  send(message: SlackMessage, options?: SendOptions): Promise<DeliveryResult>;
 }
 
 export interface SlackNotifierOptions {
@@ -72,10 +85,15 @@ export interface SlackNotifierOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Total HTTP requests, the first included. Default 4. */
   maxAttempts?: number;
-  /** Longest wait honoured from a 429's Retry-After. Default 30 s. */
+  /**
+   * Longest wait honoured from a 429's Retry-After; a longer one means "not delivered now", since
+   * posting again sooner than Slack asked only earns another 429. Default 30 s.
+   */
   maxRetryAfterMs?: number;
-  /** Per request. Default 5 s. */
+  /** Per request, and never more than what is left of the send's budget. Default 5 s. */
   timeoutMs?: number;
+  /** Injected in tests; the budget is measured on it. */
+  now?: () => number;
   log?: Log;
 }
 
@@ -86,6 +104,11 @@ export const DEFAULT_SLACK_TIMEOUT_MS = 5_000;
 export const SLACK_BACKOFF_BASE_MS = 500;
 /** Slack documents Retry-After on every 429; when it is absent or unreadable, wait a second. */
 export const DEFAULT_RETRY_AFTER_MS = 1_000;
+/**
+ * No request starts with less of the budget left than this: Slack usually answers within a few
+ * hundred milliseconds, and a request cut off sooner would only leave its outcome unknown.
+ */
+export const MIN_SLACK_ATTEMPT_MS = 1_000;
 const MAX_ERROR_BODY_CHARS = 200;
 const REDACTED = '[redacted webhook URL]';
 
@@ -93,10 +116,15 @@ export class SlackWebhookError extends Error {
   override name = 'SlackWebhookError';
 }
 
+export class SlackBudgetError extends Error {
+  override name = 'SlackBudgetError';
+}
+
 type Attempt =
   | { kind: 'delivered'; status: number }
-  | { kind: 'retry'; status?: number; error: string; waitMs: number }
-  | { kind: 'give-up'; status: number; error: string };
+  | { kind: 'retry'; status?: number; error: string; waitMs: number; retryAfter?: boolean }
+  | { kind: 'give-up'; status: number; error: string }
+  | { kind: 'unknown'; error: string };
 
 export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
   const doFetch = options.fetch ?? fetch;
@@ -104,9 +132,15 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
   const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_SLACK_MAX_ATTEMPTS);
   const maxRetryAfterMs = options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   const timeoutMs = options.timeoutMs ?? DEFAULT_SLACK_TIMEOUT_MS;
+  const now = options.now ?? Date.now;
   const log = options.log ?? logger;
 
-  async function attempt(url: string, body: string, attemptNo: number): Promise<Attempt> {
+  async function attempt(
+    url: string,
+    body: string,
+    attemptNo: number,
+    requestTimeoutMs: number,
+  ): Promise<Attempt> {
     const backoffMs = SLACK_BACKOFF_BASE_MS * 2 ** (attemptNo - 1);
     let response: Response;
     let text: string;
@@ -117,20 +151,30 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
         body,
         // A redirect would replay the payload to a host nobody configured.
         redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(requestTimeoutMs),
       });
       // Read the body even on success so the connection goes back to the pool.
       text = await response.text().catch(() => '');
     } catch (error) {
-      return { kind: 'retry', error: describeNetworkError(error, timeoutMs), waitMs: backoffMs };
+      const described = describeNetworkError(error, requestTimeoutMs);
+      // A request that timed out was most likely received and is being processed slowly: sending
+      // it again is how one alert became four. A refused or reset connection, the other failures
+      // here, usually never reached Slack (nothing listening, a pooled socket the server closed).
+      if (isTimeout(error)) return { kind: 'unknown', error: described };
+      return { kind: 'retry', error: described, waitMs: backoffMs };
     }
 
     const { status } = response;
     if (status >= 200 && status < 300) return { kind: 'delivered', status };
     const error = `HTTP ${status}${text.trim() ? `: ${clip(text.trim(), MAX_ERROR_BODY_CHARS)}` : ''}`;
     if (status === 429) {
-      const waitMs = Math.min(maxRetryAfterMs, retryAfterMs(response.headers.get('retry-after')));
-      return { kind: 'retry', status, error, waitMs };
+      return {
+        kind: 'retry',
+        status,
+        error,
+        waitMs: retryAfterMs(response.headers.get('retry-after')),
+        retryAfter: true,
+      };
     }
     if (status >= 500) return { kind: 'retry', status, error, waitMs: backoffMs };
     // invalid_blocks, invalid_payload, no_service, action_prohibited...: the same request fails again.
@@ -138,10 +182,21 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
   }
 
   return {
-    async send(message) {
+    async send(message, sendOptions = {}) {
+      const budgetMs = sendOptions.budgetMs;
+      const deadline = budgetMs === undefined ? Number.POSITIVE_INFINITY : now() + Math.max(0, budgetMs);
+      const left = () => deadline - now();
+      const outOfTime = (attempts: number, before?: { status?: number; error: string }): DeliveryResult => ({
+        delivered: false,
+        attempts,
+        ...(before?.status === undefined ? {} : { status: before.status }),
+        error: `${before ? `${before.error}; ` : ''}no time left to reach Slack within the ${budgetMs} ms budget`,
+      });
+      if (left() < MIN_SLACK_ATTEMPT_MS) return outOfTime(0);
+
       let url: string | undefined;
       try {
-        url = (await options.webhookUrl())?.trim();
+        url = (await withinBudget(options.webhookUrl(), left()))?.trim();
       } catch (error) {
         return { delivered: false, attempts: 0, error: redact(errorMessage(error), undefined) };
       }
@@ -158,16 +213,26 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
 
       let last: { status?: number; error: string } = { error: 'not sent' };
       for (let attemptNo = 1; attemptNo <= maxAttempts; attemptNo++) {
-        const outcome = await attempt(url, body, attemptNo);
+        const remaining = left();
+        if (remaining < MIN_SLACK_ATTEMPT_MS)
+          return outOfTime(attemptNo - 1, attemptNo > 1 ? last : undefined);
+        const outcome = await attempt(url, body, attemptNo, Math.floor(Math.min(timeoutMs, remaining)));
         if (outcome.kind === 'delivered') {
           return { delivered: true, attempts: attemptNo, status: outcome.status };
         }
         const error = redact(outcome.error, url);
+        if (outcome.kind === 'unknown') {
+          return { delivered: false, maybeDelivered: true, attempts: attemptNo, error };
+        }
         if (outcome.kind === 'give-up') {
           return { delivered: false, attempts: attemptNo, status: outcome.status, error };
         }
         last = { ...(outcome.status === undefined ? {} : { status: outcome.status }), error };
         if (attemptNo === maxAttempts) break;
+        const tooLong = whyNotWait(outcome, left(), maxRetryAfterMs, budgetMs);
+        if (tooLong) {
+          return { delivered: false, attempts: attemptNo, ...last, error: `${error}; ${tooLong}` };
+        }
         // Debug only: the caller owns the final outcome and logs it once, from the DeliveryResult.
         log.debug('retrying Slack delivery', {
           attempt: attemptNo,
@@ -192,6 +257,87 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
   };
 }
 
+export interface SlackBudget {
+  /** Largest part of the remaining time one delivery may use, in (0, 1]. */
+  share: number;
+  /** Time kept back before the deadline for what follows the delivery: state writes, logs, the early timeout. */
+  reserveMs: number;
+}
+
+/** The budget one delivery gets with `remainingMs` left: `share` of it, never past the deadline minus `reserveMs`. */
+export function slackBudgetMs(remainingMs: number, budget: SlackBudget): number {
+  if (Number.isNaN(remainingMs)) return 0;
+  return Math.max(0, Math.floor(Math.min(remainingMs * budget.share, remainingMs - budget.reserveMs)));
+}
+
+/**
+ * A notifier whose every send fits in the time the invocation has left, measured when the send
+ * starts. Built once per invocation around that invocation's remaining time (in Lambda,
+ * `context.getRemainingTimeInMillis`); a budget the caller passes as well only narrows it.
+ */
+export function boundedNotifier(
+  notifier: Notifier,
+  remainingMs: () => number,
+  budget: SlackBudget,
+): Notifier {
+  if (!(budget.share > 0 && budget.share <= 1)) {
+    throw new SlackBudgetError(`the Slack budget share must be in (0, 1], not ${budget.share}`);
+  }
+  if (!(budget.reserveMs >= 0)) {
+    throw new SlackBudgetError(`the Slack budget reserve must be at least 0 ms, not ${budget.reserveMs}`);
+  }
+  return {
+    send(message, options = {}) {
+      const bounded = slackBudgetMs(remainingMs(), budget);
+      return notifier.send(message, { ...options, budgetMs: Math.min(bounded, options.budgetMs ?? bounded) });
+    },
+  };
+}
+
+/**
+ * Why a retry is not waited for, if it is not: waiting for one that cannot happen in time would only
+ * push the caller towards its deadline, while giving up now leaves it time to log the message.
+ */
+function whyNotWait(
+  retry: { waitMs: number; retryAfter?: boolean },
+  leftMs: number,
+  maxRetryAfterMs: number,
+  budgetMs: number | undefined,
+): string | undefined {
+  const what = retry.retryAfter
+    ? `Slack asked to retry after ${formatMs(retry.waitMs)}`
+    : `the next retry is ${formatMs(retry.waitMs)} away`;
+  if (retry.retryAfter && retry.waitMs > maxRetryAfterMs) {
+    return `not sent again: ${what}, longer than the ${formatMs(maxRetryAfterMs)} a delivery waits`;
+  }
+  if (retry.waitMs > leftMs - MIN_SLACK_ATTEMPT_MS) {
+    return `not sent again: ${what}, past the ${budgetMs} ms budget`;
+  }
+  return undefined;
+}
+
+/** Rejects once `ms` have passed; the work itself goes on, but the send no longer waits for it. */
+async function withinBudget<T>(work: Promise<T>, ms: number): Promise<T> {
+  if (!Number.isFinite(ms)) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new SlackBudgetError(`the Slack webhook was not read within the ${Math.round(ms)} ms left`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1_000 ? `${Math.round(ms / 100) / 10} s` : `${ms} ms`;
+}
+
 /**
  * Retry-After is delta-seconds in practice; RFC 9110 also allows an HTTP date. Anything else
  * (absent, negative, garbage) falls back to one second rather than hammering Slack.
@@ -205,9 +351,13 @@ export function retryAfterMs(header: string | null, now: number = Date.now()): n
   return DEFAULT_RETRY_AFTER_MS;
 }
 
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.name === 'TimeoutError';
+}
+
 /** Node's fetch says only "fetch failed"; the useful part (ECONNREFUSED, ...) is in its cause. */
 function describeNetworkError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && error.name === 'TimeoutError') return `timed out after ${timeoutMs} ms`;
+  if (isTimeout(error)) return `timed out after ${timeoutMs} ms`;
   const message = errorMessage(error);
   const cause = error instanceof Error ? error.cause : undefined;
   if (cause instanceof Error) {

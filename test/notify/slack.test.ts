@@ -4,12 +4,18 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  boundedNotifier,
   clearWebhookCache,
   createSlackNotifier,
+  type DeliveryResult,
+  type Notifier,
   redact,
   retryAfterMs,
+  type SendOptions,
+  SlackBudgetError,
   type SlackMessage,
   SlackWebhookError,
+  slackBudgetMs,
   webhookFromSsm,
 } from '../../src/notify/slack.ts';
 import { recordingLog, recordingSleep } from '../adapters/aws-fakes.ts';
@@ -32,6 +38,8 @@ interface Reply {
   body?: string;
   /** Never answer, to exercise the client-side timeout. */
   hang?: boolean;
+  /** Answer this much later, as a slow Slack does. */
+  delayMs?: number;
 }
 
 interface Received {
@@ -58,8 +66,13 @@ async function fakeSlack(replies: Reply[] = []) {
       });
       const reply = replies.shift() ?? { status: 200, body: 'ok' };
       if (reply.hang) return;
-      response.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
-      response.end(reply.body ?? '');
+      const answer = () => {
+        if (response.destroyed) return;
+        response.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
+        response.end(reply.body ?? '');
+      };
+      if (reply.delayMs === undefined) answer();
+      else setTimeout(answer, reply.delayMs).unref();
     });
   });
   servers.push(server);
@@ -127,7 +140,7 @@ describe('createSlackNotifier', () => {
   });
 
   it.each<{ case: string; headers: Record<string, string>; expected: number }>([
-    { case: 'a Retry-After above the cap', headers: { 'retry-after': '120' }, expected: 30_000 },
+    { case: 'a Retry-After at the cap', headers: { 'retry-after': '30' }, expected: 30_000 },
     { case: 'a garbage Retry-After', headers: { 'retry-after': 'soon' }, expected: 1000 },
     { case: 'no Retry-After', headers: {}, expected: 1000 },
   ])('waits $expected ms on 429 with $case', async ({ headers, expected }) => {
@@ -237,7 +250,7 @@ describe('createSlackNotifier', () => {
     expect(JSON.stringify([result, log.debug.mock.calls])).not.toContain(SECRET);
   });
 
-  it('times out a request that never answers and retries it', async () => {
+  it('times out a request that never answers and does not send it again', async () => {
     // Prepare
     const slack = await fakeSlack([
       { status: 0, hang: true },
@@ -254,10 +267,188 @@ describe('createSlackNotifier', () => {
     // Act
     const result = await notifier.send(MESSAGE);
 
+    // Assess: Slack may have posted it, so the outcome is unknown rather than failed.
+    expect(result).toEqual({
+      delivered: false,
+      maybeDelivered: true,
+      attempts: 1,
+      error: 'timed out after 100 ms',
+    });
+    expect(slack.received).toHaveLength(1);
+    expect(delays).toEqual([]);
+  });
+
+  it('posts once to a Slack that answers 200 only after the request timed out', async () => {
+    // Prepare
+    const slack = await fakeSlack([
+      { status: 200, body: 'ok', delayMs: 600 },
+      { status: 200, body: 'ok', delayMs: 600 },
+      { status: 200, body: 'ok', delayMs: 600 },
+      { status: 200, body: 'ok', delayMs: 600 },
+    ]);
+    const { sleep } = recordingSleep();
+    const notifier = createSlackNotifier({ webhookUrl: async () => slack.url, sleep, timeoutMs: 150 });
+
+    // Act
+    const result = await notifier.send(MESSAGE);
+    // Long enough for any second POST to have arrived.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
     // Assess
-    expect(result).toEqual({ delivered: false, attempts: 2, error: 'timed out after 100 ms' });
-    expect(slack.received).toHaveLength(2);
+    expect(result).toEqual({
+      delivered: false,
+      maybeDelivered: true,
+      attempts: 1,
+      error: 'timed out after 150 ms',
+    });
+    expect(slack.received).toHaveLength(1);
+  });
+
+  it('gives up at once, without waiting, on a 429 whose Retry-After is longer than the budget', async () => {
+    // Prepare
+    const slack = await fakeSlack([
+      { status: 429, headers: { 'retry-after': '3600' }, body: 'rate_limited' },
+    ]);
+    const { delays, sleep } = recordingSleep();
+    const log = recordingLog();
+    const notifier = createSlackNotifier({
+      webhookUrl: async () => slack.url,
+      sleep,
+      log,
+      maxRetryAfterMs: 7_200_000,
+    });
+
+    // Act
+    const result = await notifier.send(MESSAGE, { budgetMs: 20_000 });
+
+    // Assess
+    expect(result).toEqual({
+      delivered: false,
+      attempts: 1,
+      status: 429,
+      error:
+        'HTTP 429: rate_limited; not sent again: Slack asked to retry after 3600 s, past the 20000 ms budget',
+    });
+    expect(delays).toEqual([]);
+    expect(slack.received).toHaveLength(1);
+    expect(log.debug).not.toHaveBeenCalled();
+  });
+
+  it('gives up at once on a 429 whose Retry-After is longer than maxRetryAfterMs, with no budget', async () => {
+    // Prepare
+    const slack = await fakeSlack([{ status: 429, headers: { 'retry-after': '120' }, body: 'rate_limited' }]);
+    const { delays, sleep } = recordingSleep();
+    const notifier = createSlackNotifier({
+      webhookUrl: async () => slack.url,
+      sleep,
+      maxRetryAfterMs: 30_000,
+    });
+
+    // Act
+    const result = await notifier.send(MESSAGE);
+
+    // Assess
+    expect(result).toEqual({
+      delivered: false,
+      attempts: 1,
+      status: 429,
+      error:
+        'HTTP 429: rate_limited; not sent again: Slack asked to retry after 120 s, longer than the 30 s a delivery waits',
+    });
+    expect(delays).toEqual([]);
+    expect(slack.received).toHaveLength(1);
+  });
+
+  it('cuts a request short at what is left of the budget and posts it only once', async () => {
+    // Prepare: Slack answers 200, but long after the whole budget.
+    const slack = await fakeSlack([{ status: 200, body: 'ok', delayMs: 5_000 }]);
+    const notifier = createSlackNotifier({ webhookUrl: async () => slack.url, timeoutMs: 10_000 });
+    const started = Date.now();
+
+    // Act
+    const result = await notifier.send(MESSAGE, { budgetMs: 1_200 });
+    const elapsed = Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    // Assess
+    expect(elapsed).toBeGreaterThanOrEqual(1_000);
+    expect(elapsed).toBeLessThan(3_000);
+    expect(result).toMatchObject({ delivered: false, maybeDelivered: true, attempts: 1 });
+    const requestTimeout = Number(/^timed out after (\d+) ms$/.exec(result.error ?? '')?.[1]);
+    expect(requestTimeout).toBeGreaterThanOrEqual(1_000);
+    expect(requestTimeout).toBeLessThanOrEqual(1_200);
+    expect(slack.received).toHaveLength(1);
+  });
+
+  it('stops retrying 5xx answers when the next backoff would end past the budget', async () => {
+    // Prepare: a clock that moves only while the notifier waits, so the budget is spent exactly.
+    const slack = await fakeSlack([
+      { status: 500, body: 'internal_error' },
+      { status: 503, body: 'service_unavailable' },
+      { status: 500, body: 'internal_error' },
+    ]);
+    let clock = 0;
+    const delays: number[] = [];
+    const notifier = createSlackNotifier({
+      webhookUrl: async () => slack.url,
+      now: () => clock,
+      sleep: async (ms) => {
+        delays.push(ms);
+        clock += ms;
+      },
+    });
+
+    // Act: the first backoff (500 ms) leaves a request's worth of the 1.8 s; the second (1 s) would not.
+    const result = await notifier.send(MESSAGE, { budgetMs: 1_800 });
+
+    // Assess
+    expect(result).toEqual({
+      delivered: false,
+      attempts: 2,
+      status: 503,
+      error:
+        'HTTP 503: service_unavailable; not sent again: the next retry is 1 s away, past the 1800 ms budget',
+    });
     expect(delays).toEqual([500]);
+    expect(slack.received).toHaveLength(2);
+  });
+
+  it('sends nothing when the budget is too short for a request', async () => {
+    // Prepare
+    const slack = await fakeSlack();
+    const webhookUrl = vi.fn(async () => slack.url);
+    const notifier = createSlackNotifier({ webhookUrl });
+
+    // Act
+    const result = await notifier.send(MESSAGE, { budgetMs: 400 });
+
+    // Assess
+    expect(result).toEqual({
+      delivered: false,
+      attempts: 0,
+      error: 'no time left to reach Slack within the 400 ms budget',
+    });
+    expect(slack.received).toEqual([]);
+    expect(webhookUrl).not.toHaveBeenCalled();
+  });
+
+  it('does not wait past the budget for the webhook to be read', async () => {
+    // Prepare
+    const spyFetch = vi.fn<typeof fetch>();
+    const notifier = createSlackNotifier({
+      webhookUrl: () => new Promise<string>(() => {}),
+      fetch: spyFetch,
+    });
+    const started = Date.now();
+
+    // Act
+    const result = await notifier.send(MESSAGE, { budgetMs: 1_100 });
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(1_600);
+    expect(result).toMatchObject({ delivered: false, attempts: 0 });
+    expect(result.error).toMatch(/^the Slack webhook was not read within the 1\d{3} ms left$/);
+    expect(spyFetch).not.toHaveBeenCalled();
   });
 
   it('never puts the webhook URL in the error, even when the response quotes it', async () => {
@@ -349,6 +540,114 @@ describe('createSlackNotifier', () => {
     expect(result).toEqual({ delivered: false, attempts: 0, error: 'the Slack webhook is not a URL' });
     expect(spyFetch).not.toHaveBeenCalled();
   });
+});
+
+describe('boundedNotifier', () => {
+  /** Records the options each send was given. */
+  function optionsRecorder() {
+    const options: (SendOptions | undefined)[] = [];
+    const notifier: Notifier = {
+      async send(_message, sendOptions): Promise<DeliveryResult> {
+        options.push(sendOptions);
+        return { delivered: true, attempts: 1, status: 200 };
+      },
+    };
+    return { options, notifier };
+  }
+
+  it('gives each send its share of the time left when it starts, never past the deadline minus the reserve', async () => {
+    // Prepare
+    const { options, notifier } = optionsRecorder();
+    const remaining = [60_000, 6_000, 4_000, 0];
+    const bounded = boundedNotifier(notifier, () => remaining.shift() ?? 0, {
+      share: 1 / 3,
+      reserveMs: 5_000,
+    });
+
+    // Act
+    for (let i = 0; i < 4; i++) await bounded.send(MESSAGE);
+
+    // Assess
+    expect(options.map((option) => option?.budgetMs)).toEqual([20_000, 1_000, 0, 0]);
+  });
+
+  it('only narrows a budget the caller passes as well', async () => {
+    // Prepare
+    const { options, notifier } = optionsRecorder();
+    const bounded = boundedNotifier(notifier, () => 60_000, { share: 1 / 3, reserveMs: 5_000 });
+
+    // Act
+    await bounded.send(MESSAGE, { budgetMs: 3_000 });
+    await bounded.send(MESSAGE, { budgetMs: 90_000 });
+
+    // Assess
+    expect(options.map((option) => option?.budgetMs)).toEqual([3_000, 20_000]);
+  });
+
+  it('returns at once, with nothing posted, from a 429 Retry-After: 3600 on a 60 s Lambda', async () => {
+    // Prepare
+    const slack = await fakeSlack([
+      { status: 429, headers: { 'retry-after': '3600' }, body: 'rate_limited' },
+    ]);
+    const started = Date.now();
+    const remaining = () => 60_000 - (Date.now() - started);
+    const bounded = boundedNotifier(createSlackNotifier({ webhookUrl: async () => slack.url }), remaining, {
+      share: 1 / 3,
+      reserveMs: 5_000,
+    });
+
+    // Act
+    const result = await bounded.send(MESSAGE);
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(result).toMatchObject({ delivered: false, attempts: 1, status: 429 });
+    expect(result.error).toContain('Slack asked to retry after 3600 s');
+    expect(slack.received).toHaveLength(1);
+  });
+
+  it.each([
+    { share: 0, reserveMs: 0 },
+    { share: 1.5, reserveMs: 0 },
+    { share: Number.NaN, reserveMs: 0 },
+    { share: 0.5, reserveMs: -1 },
+  ])('refuses a budget of share $share and reserve $reserveMs ms', ({ share, reserveMs }) => {
+    // Act
+    const error = (() => {
+      try {
+        boundedNotifier(optionsRecorder().notifier, () => 60_000, { share, reserveMs });
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+
+    // Assess
+    expect(error).toBeInstanceOf(SlackBudgetError);
+    expect((error as Error).message).toMatch(
+      /^the Slack budget (share must be in \(0, 1\]|reserve must be at least 0 ms)/,
+    );
+  });
+});
+
+describe('slackBudgetMs', () => {
+  it.each([
+    { remainingMs: 60_000, expected: 20_000 },
+    { remainingMs: 900_000, expected: 300_000 },
+    { remainingMs: 15_000, expected: 3_000 },
+    { remainingMs: 12_000, expected: 0 },
+    { remainingMs: -5, expected: 0 },
+    { remainingMs: Number.NaN, expected: 0 },
+  ])(
+    'gives $expected ms with $remainingMs ms left, a third and 12 s kept back',
+    ({ remainingMs, expected }) => {
+      // Act
+      const budget = slackBudgetMs(remainingMs, { share: 1 / 3, reserveMs: 12_000 });
+
+      // Assess
+      expect(budget).toBe(expected);
+    },
+  );
 });
 
 describe('retryAfterMs', () => {
