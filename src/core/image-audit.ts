@@ -43,6 +43,8 @@ export type AuditStatus =
   | 'alerted'
   | 'already-alerted'
   | 'alert-not-delivered'
+  /** The POST timed out: Slack may have posted it. Recorded as alerted (see `auditExposure`). */
+  | 'alert-unconfirmed'
   | 'skipped';
 
 export interface AuditOutcome {
@@ -268,23 +270,21 @@ async function auditExposure(
         : `Ask ${describeCaller(event.caller)} whether it must be shared; if not, run the fix command below.`,
     ...fixCommandUnlessRemediated(remediation, subject.fixCommand(offending)),
   };
-  const undelivered = await sendAlert(alert, ports);
-  if (undelivered) {
-    return {
-      status: 'alert-not-delivered',
-      resourceId: subject.id,
-      detail: undelivered,
-      findings,
-      remediation,
-    };
+  const sent = await sendAlert(alert, ports);
+  if (sent.status === 'alert-not-delivered') {
+    return { status: sent.status, resourceId: subject.id, detail: sent.detail, findings, remediation };
   }
+  // An unconfirmed alert is recorded as alerted. Its POST timed out, which in practice means a slow
+  // Slack that posts it late rather than one that drops it; the next events on an unchanged exposure
+  // are mostly replays and retries of this one, the very duplicates this tag exists to silence; and
+  // the whole alert is already in the error log, so it is not lost even if Slack did drop it.
   // After a successful remediation nothing is exposed any more; the state tag is for what remains.
   if (remediation === 'removed') {
     if (previous !== undefined) await ports.sharing.untagResource(subject.id, [ALERTED_EXPOSURE_TAG]);
   } else {
     await ports.sharing.tagResource(subject.id, { [ALERTED_EXPOSURE_TAG]: digest });
   }
-  return { status: 'alerted', resourceId: subject.id, detail: alert.title, findings, remediation };
+  return { status: sent.status, resourceId: subject.id, detail: sent.detail, findings, remediation };
 }
 
 async function alertBlockPublicAccessOff(
@@ -312,25 +312,29 @@ async function alertBlockPublicAccessOff(
     nextStep: `Ask ${describeCaller(event.caller)} why; unless a public ${resource} is intended, turn it back on.`,
     fixCommand: blockPublicAccessFixCommand(event.region, resource),
   };
-  const undelivered = await sendAlert(alert, ports);
-  if (undelivered) {
-    return {
-      status: 'alert-not-delivered',
-      resourceId: event.accountId,
-      detail: undelivered,
-      findings: [finding],
-    };
-  }
-  return { status: 'alerted', resourceId: event.accountId, detail: alert.title, findings: [finding] };
+  const sent = await sendAlert(alert, ports);
+  return { status: sent.status, resourceId: event.accountId, detail: sent.detail, findings: [finding] };
 }
 
-/** Sends an alert; when Slack does not take it, logs it whole and says why. */
-async function sendAlert(alert: Alert, ports: AuditPorts): Promise<string | undefined> {
+/**
+ * Sends an alert. When Slack does not take it, or may not have, the alert goes to the log whole so
+ * that it is never lost, even while Slack is down; the outcome's detail says why.
+ */
+async function sendAlert(
+  alert: Alert,
+  ports: AuditPorts,
+): Promise<{ status: 'alerted' | 'alert-not-delivered' | 'alert-unconfirmed'; detail: string }> {
   const delivery = await ports.notifier.send(alertMessage(alert));
-  if (delivery.delivered) return undefined;
-  // The alert itself goes to the log so that it is never lost, even while Slack is down.
+  if (delivery.delivered) return { status: 'alerted', detail: alert.title };
+  if (delivery.maybeDelivered) {
+    ports.log.error('alert delivery unconfirmed', { alert, delivery });
+    return {
+      status: 'alert-unconfirmed',
+      detail: `${alert.title}; Slack may not have posted it (${delivery.error ?? 'no answer'})`,
+    };
+  }
   ports.log.error('alert not delivered', { alert, delivery });
-  return delivery.error ?? 'Slack did not accept the alert';
+  return { status: 'alert-not-delivered', detail: delivery.error ?? 'Slack did not accept the alert' };
 }
 
 function fixCommandUnlessRemediated(remediation: AuditOutcome['remediation'], command: string | undefined) {

@@ -665,6 +665,77 @@ describe('auditImageEvent: Slack not delivered', () => {
   });
 });
 
+describe('auditImageEvent: Slack delivery unconfirmed', () => {
+  const TIMED_OUT: DeliveryResult = {
+    delivered: false,
+    maybeDelivered: true,
+    attempts: 1,
+    error: 'timed out after 5000 ms',
+  };
+
+  it('records an alert whose POST timed out as alerted, logs it whole, and a replay posts nothing more', async () => {
+    // Prepare
+    const { account, notifier, log, audit } = setup({
+      sharing: { [IMAGE_ID]: shared({ public: true }) },
+      delivery: TIMED_OUT,
+    });
+    const event = eventFrom('modify-image-attribute-public');
+
+    // Act
+    const outcome = await audit(event);
+    notifier.result = { delivered: true, attempts: 1, status: 200 };
+    const replay = await audit(event);
+
+    // Assess
+    expect(outcome).toMatchObject({
+      status: 'alert-unconfirmed',
+      resourceId: IMAGE_ID,
+      detail: expect.stringContaining('timed out after 5000 ms'),
+    });
+    expect(tagsOf(account)[ALERTED_EXPOSURE_TAG]).toMatch(/^[0-9a-f]{32}$/);
+    const errors = log.entries.filter((entry) => entry.level === 'error');
+    expect(errors.map((entry) => entry.message)).toEqual(['alert delivery unconfirmed']);
+    expect(attributes(errors[0])).toMatchObject({
+      alert: { severity: 'critical', resource: { kind: 'image', id: IMAGE_ID }, caller: { arn: SSO_ROLE } },
+      delivery: { delivered: false, maybeDelivered: true },
+    });
+    expect(replay.status).toBe('already-alerted');
+    expect(notifier.sent).toHaveLength(1);
+  });
+
+  it('leaves no state tag behind an unconfirmed alert whose remediation removed the exposure', async () => {
+    // Prepare
+    const { account, notifier, audit } = setup({
+      sharing: { [IMAGE_ID]: shared({ public: true }) },
+      sharingPolicy: { remediate: true },
+      delivery: TIMED_OUT,
+    });
+
+    // Act
+    const outcome = await audit(eventFrom('modify-image-attribute-public'));
+
+    // Assess
+    expect(outcome).toMatchObject({ status: 'alert-unconfirmed', remediation: 'removed' });
+    expect(account.sharing.get(IMAGE_ID)?.public).toBe(false);
+    expect(tagsOf(account)[ALERTED_EXPOSURE_TAG]).toBeUndefined();
+    expect(notifier.sent).toHaveLength(1);
+  });
+
+  it('reports an unconfirmed block-public-access alert and logs it whole', async () => {
+    // Prepare
+    const { log, audit } = setup({ delivery: TIMED_OUT });
+
+    // Act
+    const outcome = await audit(eventFrom('disable-image-block-public-access'));
+
+    // Assess
+    expect(outcome.status).toBe('alert-unconfirmed');
+    const error = log.entries.find((entry) => entry.level === 'error');
+    expect(error?.message).toBe('alert delivery unconfirmed');
+    expect(attributes(error)).toMatchObject({ alert: { severity: 'high', resource: { kind: 'account' } } });
+  });
+});
+
 describe('auditImageEvent: snapshot sharing', () => {
   it('alerts critical on a public snapshot and remediates it', async () => {
     // Prepare
