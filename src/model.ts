@@ -89,6 +89,8 @@ export interface PlannedAction {
   snapshotIds?: string[];
   /** deregister: snapshots kept because another image still uses them. */
   sharedSnapshotIds?: string[];
+  /** deregister: the image's own snapshots that outlive it (exempt, locked, DLM- or Backup-managed). */
+  keptSnapshots?: { snapshotId: string; reason: string }[];
   /** mark/unmark: whether the image's deprecation time is ours to set or cancel. */
   touchDeprecation?: boolean;
 }

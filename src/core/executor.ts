@@ -1,7 +1,8 @@
 import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
-import { errorCode, errorMessage } from '../errors.ts';
-import type { ActionOutcome, Image, Plan, PlannedAction, SnapshotOutcome } from '../model.ts';
-import { hasExemptTag } from '../rules/exempt-tag.ts';
+import { errorCode, errorMessage, OutcomeUnknownError } from '../errors.ts';
+import type { ActionOutcome, Image, Plan, PlannedAction, Snapshot, SnapshotOutcome } from '../model.ts';
+import { exemptTagNearMiss, hasExemptTag } from '../rules/exempt-tag.ts';
+import { snapshotGuard } from '../rules/snapshot-guards.ts';
 import { forEachConcurrent } from './concurrency.ts';
 import type { Deadline, ImageActionsPort, Log } from './ports.ts';
 
@@ -198,20 +199,43 @@ async function tagOrFail(
 
 type Recheck = Map<string, Image> | { error: unknown };
 
+interface Rechecked {
+  images: Recheck;
+  /** The current tags of every snapshot about to go with its image; undefined where not read. */
+  snapshots: Map<string, Snapshot> | { error: unknown } | undefined;
+}
+
 async function recheckTargets(
   actions: readonly PlannedAction[],
   port: ImageActionsPort,
   log: Log,
-): Promise<Recheck> {
-  const ids = actions.filter((action) => action.kind === 'deregister').map((action) => action.imageId);
-  if (ids.length === 0) return new Map();
-  try {
-    const images = await port.describeImages(ids);
-    return new Map(images.map((image) => [image.imageId, image]));
-  } catch (error) {
-    log.error('re-check before deregistering failed; no image will be deregistered this run', error as Error);
-    return { error };
-  }
+): Promise<Rechecked> {
+  const deregistering = actions.filter((action) => action.kind === 'deregister');
+  if (deregistering.length === 0) return { images: new Map(), snapshots: undefined };
+  const snapshotIds = deregistering.flatMap((action) => action.snapshotIds ?? []);
+  const [images, snapshots] = await Promise.all([
+    port.describeImages(deregistering.map((action) => action.imageId)).then(
+      (found): Recheck => new Map(found.map((image) => [image.imageId, image])),
+      (error: unknown): Recheck => {
+        log.error('re-check before deregistering failed; no image will be deregistered this run', {
+          error,
+        });
+        return { error };
+      },
+    ),
+    port.describeSnapshots && snapshotIds.length > 0
+      ? port.describeSnapshots(snapshotIds).then(
+          (found) => new Map(found.map((snapshot) => [snapshot.snapshotId, snapshot])),
+          (error: unknown) => {
+            log.warn('re-check of snapshots before deregistering failed; images go without them', {
+              error,
+            });
+            return { error };
+          },
+        )
+      : undefined,
+  ]);
+  return { images, snapshots };
 }
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
@@ -224,10 +248,12 @@ async function deregister(
   action: PlannedAction,
   port: ImageActionsPort,
   options: ExecuteOptions,
-  current: Recheck,
+  current: Rechecked,
 ): Promise<ActionOutcome> {
-  if (!(current instanceof Map)) return failed(action, current.error, 're-check before deregistering failed');
-  const image = current.get(action.imageId);
+  if (!(current.images instanceof Map)) {
+    return failed(action, current.images.error, 're-check before deregistering failed');
+  }
+  const image = current.images.get(action.imageId);
   if (!image) {
     // Someone else removed it; what they did with its snapshots is theirs to decide.
     return outcome(action, 'already-gone', 'image no longer exists; its snapshots were left untouched');
@@ -235,29 +261,48 @@ async function deregister(
   const veto = recheckVeto(image, options);
   if (veto) return outcome(action, 'skipped', veto);
 
-  const exclusive = action.snapshotIds ?? [];
-  // DeleteAssociatedSnapshots deletes every snapshot of the image, so only when none is shared.
-  let withSnapshots = exclusive.length > 0 && (action.sharedSnapshotIds ?? []).length === 0;
+  const { remove, kept } = snapshotsToRemove(action, current.snapshots, options);
+  // DeleteAssociatedSnapshots deletes every snapshot of the image, so only when all of them go.
+  let withSnapshots = remove.length > 0 && (action.sharedSnapshotIds ?? []).length === 0 && kept.length === 0;
   let results: Map<string, string> | undefined;
+  let unanswered = false;
   try {
     results = toResultMap(
       await port.deregisterImage(action.imageId, { deleteAssociatedSnapshots: withSnapshots }),
     );
   } catch (error) {
     const code = errorCode(error);
-    if (IMAGE_GONE.has(code)) return outcome(action, 'already-gone', `image already gone (${code})`);
-    if (!(withSnapshots && PARAMETER_UNSUPPORTED.has(code))) return failed(action, error);
-    withSnapshots = false;
-    try {
-      results = toResultMap(await port.deregisterImage(action.imageId, { deleteAssociatedSnapshots: false }));
-    } catch (retryError) {
-      if (IMAGE_GONE.has(errorCode(retryError))) return outcome(action, 'already-gone', 'image already gone');
-      return failed(action, retryError);
+    if (error instanceof OutcomeUnknownError) {
+      const after = await stillThere(action.imageId, port);
+      if (after !== 'gone') {
+        const detail =
+          after === 'present'
+            ? 'DeregisterImage got no answer and the image is still there'
+            : 'DeregisterImage got no answer and the image could not be read again: its state is unknown';
+        return failed(action, error, detail);
+      }
+      // Gone right after our unanswered call: that call removed it, and perhaps its snapshots.
+      unanswered = true;
+    } else if (IMAGE_GONE.has(code)) {
+      return outcome(action, 'already-gone', `image already gone (${code})`);
+    } else if (!(withSnapshots && PARAMETER_UNSUPPORTED.has(code))) {
+      return failed(action, error);
+    } else {
+      withSnapshots = false;
+      try {
+        results = toResultMap(
+          await port.deregisterImage(action.imageId, { deleteAssociatedSnapshots: false }),
+        );
+      } catch (retryError) {
+        if (IMAGE_GONE.has(errorCode(retryError)))
+          return outcome(action, 'already-gone', 'image already gone');
+        return failed(action, retryError);
+      }
     }
   }
 
   const snapshots: SnapshotOutcome[] = [];
-  for (const snapshotId of exclusive) {
+  for (const snapshotId of remove) {
     const returnCode = results?.get(snapshotId);
     if (returnCode === 'success')
       snapshots.push({ snapshotId, status: 'deleted', detail: 'DeleteAssociatedSnapshots' });
@@ -267,12 +312,52 @@ async function deregister(
         status: 'failed',
         detail: `DeleteAssociatedSnapshots returned ${returnCode}`,
       });
-    } else snapshots.push(await deleteSnapshot(snapshotId, port));
+    } else snapshots.push(await deleteSnapshot(snapshotId, port, unanswered && withSnapshots));
   }
+  for (const { snapshotId, reason } of kept)
+    snapshots.push({ snapshotId, status: 'skipped', detail: reason });
   for (const snapshotId of action.sharedSnapshotIds ?? []) {
     snapshots.push({ snapshotId, status: 'skipped', detail: 'kept: another image still uses this snapshot' });
   }
-  return { action, status: 'done', detail: 'deregistered', warnings: [], snapshots };
+  const detail = unanswered ? 'deregistered (no answer came back; the image is gone)' : 'deregistered';
+  return { action, status: 'done', detail, warnings: [], snapshots };
+}
+
+/**
+ * Which of the image's own snapshots go with it. Those the plan kept stay kept; a snapshot tagged
+ * exempt (or taken over by DLM or Backup) since planning is kept too. When their tags could not be
+ * read again, none goes: the image is deregistered alone, and a later run decides its snapshots
+ * as orphans, under every guard.
+ */
+function snapshotsToRemove(
+  action: PlannedAction,
+  current: Rechecked['snapshots'],
+  options: ExecuteOptions,
+): { remove: string[]; kept: { snapshotId: string; reason: string }[] } {
+  const kept = [...(action.keptSnapshots ?? [])];
+  const planned = action.snapshotIds ?? [];
+  if (current !== undefined && !(current instanceof Map)) {
+    const reason = `kept for now: its tags could not be read again (${errorCode(current.error)}); a later run decides it`;
+    return { remove: [], kept: [...kept, ...planned.map((snapshotId) => ({ snapshotId, reason }))] };
+  }
+  const remove: string[] = [];
+  for (const snapshotId of planned) {
+    const snapshot = current?.get(snapshotId);
+    const guard = snapshot && snapshotGuard(snapshot, { locked: false }, options.policy);
+    if (guard) kept.push({ snapshotId, reason: `${guard.reason} (since planning)` });
+    else remove.push(snapshotId);
+  }
+  return { remove, kept };
+}
+
+/** After a write that got no answer, whether the image is still there. */
+async function stillThere(imageId: string, port: ImageActionsPort): Promise<'present' | 'gone' | 'unknown'> {
+  try {
+    const [image] = await port.describeImages([imageId]);
+    return image ? 'present' : 'gone';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Facts can change between inventory and action; anything that now protects the image wins. */
@@ -284,21 +369,40 @@ function recheckVeto(image: Image, options: ExecuteOptions): string | undefined 
     return `deregistration protection was turned on (${protection})`;
   const { key, value } = options.policy.exemptTag;
   if (hasExemptTag(image.tags, options.policy.exemptTag)) return `tagged ${key}=${value} since planning`;
+  const nearMiss = exemptTagNearMiss(image.tags, options.policy.exemptTag);
+  if (nearMiss) return `since planning, ${nearMiss}`;
   if (options.policy.graceDays > 0 && image.tags[MARKED_AT_TAG] === undefined) {
     return `the ${MARKED_AT_TAG} tag was removed since planning`;
   }
   return undefined;
 }
 
-async function deleteSnapshot(snapshotId: string, port: ImageActionsPort): Promise<SnapshotOutcome> {
+/**
+ * `mayBeGoneAlready`: the image's deregistration, with DeleteAssociatedSnapshots, got no answer
+ * but took effect, so a snapshot found gone now was deleted by it.
+ */
+async function deleteSnapshot(
+  snapshotId: string,
+  port: ImageActionsPort,
+  mayBeGoneAlready: boolean,
+): Promise<SnapshotOutcome> {
   try {
     await port.deleteSnapshot(snapshotId);
     return { snapshotId, status: 'deleted' };
   } catch (error) {
     const code = errorCode(error);
-    if (SNAPSHOT_GONE.has(code)) return { snapshotId, status: 'already-gone', detail: code };
+    if (SNAPSHOT_GONE.has(code)) {
+      return mayBeGoneAlready
+        ? { snapshotId, status: 'deleted', detail: 'deleted with its image' }
+        : { snapshotId, status: 'already-gone', detail: code };
+    }
     if (SNAPSHOT_IN_USE.has(code))
       return { snapshotId, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
+    if (error instanceof OutcomeUnknownError && port.describeSnapshots) {
+      const found = await port.describeSnapshots([snapshotId]).catch(() => undefined);
+      if (found?.length === 0)
+        return { snapshotId, status: 'deleted', detail: 'no answer came back; the snapshot is gone' };
+    }
     return { snapshotId, status: 'failed', detail: `${code}: ${errorMessage(error)}` };
   }
 }

@@ -9,6 +9,11 @@ export interface PlanInput {
   decisions: readonly Decision[];
   policy: Policy;
   now: Date;
+  /**
+   * Why a snapshot must outlive its image (exempt, locked, managed by another service), by id,
+   * where the snapshots were listed; the executor checks them again before deregistering.
+   */
+  snapshotGuards?: ReadonlyMap<string, string>;
 }
 
 /** Deprecation times AWS stores are rounded, and graceDays may have changed since marking. */
@@ -68,8 +73,13 @@ export function buildPlan(input: PlanInput): Plan {
       continue;
     }
 
+    const own = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1);
+    const keptSnapshots = own.flatMap((snapshotId) => {
+      const reason = input.snapshotGuards?.get(snapshotId);
+      return reason === undefined ? [] : [{ snapshotId, reason }];
+    });
     const exclusive = policy.deleteSnapshots
-      ? image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1)
+      ? own.filter((id) => !input.snapshotGuards?.has(id))
       : [];
     const shared = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
     removable.push({
@@ -80,6 +90,7 @@ export function buildPlan(input: PlanInput): Plan {
         reason: markedAt === undefined ? decision.reason : `${decision.reason}; marked ${isoDay(markedAt)}`,
         snapshotIds: exclusive,
         sharedSnapshotIds: shared,
+        ...(keptSnapshots.length > 0 ? { keptSnapshots } : {}),
       },
     });
   }

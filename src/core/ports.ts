@@ -47,6 +47,11 @@ export interface ImageActionsPort {
     options: { deleteAssociatedSnapshots: boolean },
   ): Promise<DeregisterResult>;
   deleteSnapshot(snapshotId: string): Promise<void>;
+  /**
+   * Current state of the given snapshots (absent ids no longer exist): read right before an image
+   * is deregistered, so a snapshot tagged exempt since planning is left out of the deletion.
+   */
+  describeSnapshots?(snapshotIds: readonly string[]): Promise<Snapshot[]>;
 }
 
 export interface SnapshotInventoryPort {

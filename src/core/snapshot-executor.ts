@@ -1,8 +1,8 @@
 import { MARKED_AT_TAG } from '../config/policy.ts';
-import { errorCode, errorMessage } from '../errors.ts';
+import { errorCode, errorMessage, OutcomeUnknownError } from '../errors.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotActionOutcome, SnapshotPlan } from '../model.ts';
 import { hasExemptTag } from '../rules/exempt-tag.ts';
-import { BACKUP_TAG_PREFIX, DLM_TAG_PREFIX, managedTag } from '../rules/managed.ts';
+import { snapshotGuard } from '../rules/snapshot-guards.ts';
 import { forEachConcurrent } from './concurrency.ts';
 import type { ExecuteOptions } from './executor.ts';
 import type { ImageActionsPort } from './ports.ts';
@@ -146,6 +146,25 @@ async function remove(
     return { action, status: 'done', detail: 'deleted' };
   } catch (error) {
     const code = errorCode(error);
+    if (error instanceof OutcomeUnknownError) {
+      // Read it again rather than delete again: a second DeleteSnapshot would answer NotFound and
+      // the report would call our own deletion someone else's.
+      const after = await port.describeSnapshots([action.snapshotId]).then(
+        (found) => (found.length === 0 ? 'gone' : 'present'),
+        () => 'unknown',
+      );
+      if (after === 'gone')
+        return { action, status: 'done', detail: 'deleted (no answer came back; the snapshot is gone)' };
+      return {
+        action,
+        status: 'failed',
+        detail:
+          after === 'present'
+            ? 'DeleteSnapshot got no answer and the snapshot is still there'
+            : 'DeleteSnapshot got no answer and the snapshot could not be read again: its state is unknown',
+        errorCode: code,
+      };
+    }
     // EBS itself refuses to delete a snapshot an image still uses: someone registered one since.
     if (code === 'InvalidSnapshot.InUse')
       return { action, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
@@ -158,10 +177,13 @@ async function remove(
 function recheckVeto(snapshot: Snapshot, options: ExecuteOptions): string | undefined {
   if (snapshot.ownerId !== options.accountId) return `owner is now ${snapshot.ownerId}, not this account`;
   const { key, value } = options.policy.exemptTag;
-  if (hasExemptTag(snapshot.tags, options.policy.exemptTag)) return `tagged ${key}=${value} since planning`;
-  if (managedTag(snapshot.tags, DLM_TAG_PREFIX) || managedTag(snapshot.tags, BACKUP_TAG_PREFIX)) {
-    return 'a lifecycle service manages it since planning';
+  const guard = snapshotGuard(snapshot, { locked: false }, options.policy);
+  if (guard?.rule === 'exempt-tag') {
+    return hasExemptTag(snapshot.tags, options.policy.exemptTag)
+      ? `tagged ${key}=${value} since planning`
+      : `since planning, ${guard.reason}`;
   }
+  if (guard) return 'a lifecycle service manages it since planning';
   if (options.policy.graceDays > 0 && snapshot.tags[MARKED_AT_TAG] === undefined) {
     return `the ${MARKED_AT_TAG} tag was removed since planning`;
   }

@@ -9,6 +9,7 @@ import type {
   SnapshotActionOutcome,
   SnapshotPlan,
 } from '../model.ts';
+import { snapshotGuard } from '../rules/snapshot-guards.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
 import { FutureClockError, futureClockReason } from './clock.ts';
@@ -65,8 +66,8 @@ export interface SweepRequest {
   /** Asked with the finished plan before anything changes; declining leaves the account untouched. */
   confirm?: (plan: Plan) => Promise<boolean>;
   /**
-   * The real clock, where the run's clock came from outside: an apply on a clock later than this
-   * (beyond a small skew) is refused before anything is read.
+   * The real clock. Every entry point (the handler, the CLI) passes it: an apply on a clock later
+   * than this (beyond a small skew) is refused before anything is read. Simulations leave it out.
    */
   realNow?: Date;
 }
@@ -82,8 +83,8 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   const { policy, now } = request;
   const { log } = ports;
   const startedAt = new Date();
-  if (request.mode === 'apply') {
-    const future = futureClockReason(now, request.realNow ?? startedAt, 'the run clock');
+  if (request.mode === 'apply' && request.realNow) {
+    const future = futureClockReason(now, request.realNow, 'the run clock');
     if (future) throw new FutureClockError(future);
   }
 
@@ -103,10 +104,16 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // Then each chain acts as soon as its own plan is ready: deregistering need not wait for the
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
-  const imageChain = planImages(ports, request, { accountId, images, warnings, log });
   const snapshotChain = snapshots
     ? planSnapshots(snapshots, request, { accountId, images, warnings, log })
     : undefined;
+  const imageChain = planImages(ports, request, {
+    accountId,
+    images,
+    warnings,
+    log,
+    snapshotInventory: snapshotChain?.inventory,
+  });
   const snapshotPlanning = snapshotChain?.plan ?? Promise.resolve(undefined);
 
   const goAhead = (async () => {
@@ -204,7 +211,14 @@ type AccountFinding = Omit<ReportAccountFinding, 'resourceId'>;
 function planImages(
   ports: SweepPorts,
   request: SweepRequest,
-  context: { accountId: string; images: readonly Image[]; warnings: string[]; log: Log },
+  context: {
+    accountId: string;
+    images: readonly Image[];
+    warnings: string[];
+    log: Log;
+    /** Where snapshots are listed, the image plan leaves guarded ones out of each deregistration. */
+    snapshotInventory?: Promise<SnapshotInventory> | undefined;
+  },
 ): { plan: Promise<Plan>; decisions: Promise<Decision[]> } {
   const { policy, now } = request;
   const { accountId, images, warnings, log } = context;
@@ -212,14 +226,24 @@ function planImages(
   const first = decideBeforeReferences(images, accountId, policy, now);
   const candidateIds = new Set(first.candidates.map((image) => image.imageId));
   const isCandidate = (decision: Decision) => candidateIds.has(decision.imageId);
-  const plan = gatherStep('facts', () => ports.inventory.findReferences(first.candidates)).then(
-    (references) => {
-      const decisions = withReferences(first.decisions, byId, first, references, policy, now);
-      // The candidates' decisions are final: logged before anything is done about them.
-      logDecisions(decisions.filter(isCandidate), log);
-      return buildPlan({ accountId, region: request.region, images, decisions, policy, now });
-    },
-  );
+  const plan = Promise.all([
+    gatherStep('facts', () => ports.inventory.findReferences(first.candidates)),
+    context.snapshotInventory,
+  ]).then(([references, listed]) => {
+    const decisions = withReferences(first.decisions, byId, first, references, policy, now);
+    // The candidates' decisions are final: logged before anything is done about them.
+    logDecisions(decisions.filter(isCandidate), log);
+    const snapshotGuards = listed ? guardedSnapshots(first.candidates, listed, policy) : undefined;
+    return buildPlan({
+      accountId,
+      region: request.region,
+      images,
+      decisions,
+      policy,
+      now,
+      ...(snapshotGuards ? { snapshotGuards } : {}),
+    });
+  });
   const decisions = plan.then(async (imagePlan) => {
     let final = imagePlan.decisions;
     try {
@@ -237,6 +261,22 @@ function planImages(
     return final;
   });
   return { plan, decisions };
+}
+
+/** The snapshots of `images` that must outlive them, with the reason, from the snapshot inventory. */
+function guardedSnapshots(
+  images: readonly Image[],
+  listed: SnapshotInventory,
+  policy: Policy,
+): Map<string, string> {
+  const wanted = new Set(images.flatMap((image) => image.snapshotIds));
+  const guards = new Map<string, string>();
+  for (const snapshot of listed.snapshots) {
+    if (!wanted.has(snapshot.snapshotId)) continue;
+    const guard = snapshotGuard(snapshot, { locked: listed.lockedIds.has(snapshot.snapshotId) }, policy);
+    if (guard) guards.set(snapshot.snapshotId, guard.reason);
+  }
+  return guards;
 }
 
 /**

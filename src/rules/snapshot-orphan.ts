@@ -1,10 +1,9 @@
 import * as z from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
-import { hasExemptTag } from './exempt-tag.ts';
-import { BACKUP_TAG_PREFIX, DLM_TAG_PREFIX, managedTag } from './managed.ts';
 import { dayCount } from './schema-parts.ts';
 import { isExposed } from './sharing.ts';
+import { snapshotGuard } from './snapshot-guards.ts';
 import { daysBetween } from './types.ts';
 
 export const snapshotSchema = {
@@ -80,14 +79,8 @@ function verdictFor(
   if (ageDays < policy.snapshots.minAgeDays) {
     return keep('too-young', `started ${ageDays} days ago (minimum ${policy.snapshots.minAgeDays})`);
   }
-  if (facts.locked) return keep('locked', 'locked by a snapshot lock; EBS refuses to delete it');
-  if (hasExemptTag(snapshot.tags, policy.exemptTag)) {
-    return keep('exempt-tag', `exempt: tagged ${policy.exemptTag.key}=${policy.exemptTag.value}`);
-  }
-  const dlm = managedTag(snapshot.tags, DLM_TAG_PREFIX);
-  if (dlm) return keep('dlm-managed', `managed by Data Lifecycle Manager (tag ${dlm})`);
-  const backup = managedTag(snapshot.tags, BACKUP_TAG_PREFIX);
-  if (backup) return keep('backup-managed', `managed by AWS Backup (tag ${backup})`);
+  const guard = snapshotGuard(snapshot, facts, policy);
+  if (guard) return keep(guard.rule, guard.reason);
 
   let orphan: Verdict;
   if (imageId) {

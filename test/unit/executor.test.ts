@@ -4,6 +4,7 @@ import { type ExecuteOptions, executePlan } from '../../src/core/executor.ts';
 import { type Deadline, unboundedDeadline } from '../../src/core/ports.ts';
 import { buildReport } from '../../src/core/report.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
+import { OutcomeUnknownError } from '../../src/errors.ts';
 import type { ActionOutcome, Image } from '../../src/model.ts';
 import {
   ACCOUNT_ID,
@@ -410,7 +411,8 @@ describe('executePlan: the re-check right before deregistering', () => {
         ...current,
         tags: { ...current.tags, 'ami-janitor:keep': ' TRUE ' },
       }),
-      detail: 'tagged ami-janitor:keep=true since planning',
+      detail:
+        'since planning, tag ami-janitor:keep=" TRUE " looks meant as an exemption, but only the value "true" (any case, no blanks) is one; fix the value',
     },
     {
       case: 'deregistration protection was enabled',
@@ -691,5 +693,176 @@ describe('executePlan: order', () => {
       'deregister done',
       'mark done',
     ]);
+  });
+});
+
+describe('executePlan: snapshots that outlive their image', () => {
+  it('leaves a snapshot the plan kept out of the deletion, deregistering without DeleteAssociatedSnapshots', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-root', 'snap-keep'] });
+    const account = accountWith(subject);
+    const kept = account.snapshots.get('snap-keep');
+    if (kept) kept.tags['ami-janitor:keep'] = 'true';
+    const deregisterImage = vi.spyOn(account, 'deregisterImage');
+    const work = plan([
+      action('deregister', subject, {
+        snapshotIds: ['snap-root'],
+        sharedSnapshotIds: [],
+        keptSnapshots: [{ snapshotId: 'snap-keep', reason: 'exempt: tagged ami-janitor:keep=true' }],
+      }),
+    ]);
+
+    // Act
+    const result = only(await executePlan(work, account, options()));
+
+    // Assess
+    expect(result.status).toBe('done');
+    expect(deregisterImage).toHaveBeenCalledWith(subject.imageId, { deleteAssociatedSnapshots: false });
+    expect(result.snapshots).toEqual([
+      { snapshotId: 'snap-root', status: 'deleted' },
+      { snapshotId: 'snap-keep', status: 'skipped', detail: 'exempt: tagged ami-janitor:keep=true' },
+    ]);
+    expect(account.images.has(subject.imageId)).toBe(false);
+    expect(account.snapshots.has('snap-root')).toBe(false);
+    expect(account.snapshots.has('snap-keep')).toBe(true);
+  });
+
+  it.each([
+    {
+      case: 'the exempt tag',
+      tags: { 'ami-janitor:keep': 'TRUE' },
+      detail: /exempt: tagged ami-janitor:keep=true \(since planning\)/,
+    },
+    {
+      case: 'the exempt tag with blanks',
+      tags: { 'ami-janitor:keep': ' true' },
+      detail: /looks meant as an exemption/,
+    },
+    {
+      case: 'a DLM tag',
+      tags: { 'aws:dlm:lifecycle-policy-id': 'policy-1' },
+      detail: /Data Lifecycle Manager/,
+    },
+    { case: 'an AWS Backup tag', tags: { 'aws:backup:source-resource': 'arn' }, detail: /AWS Backup/ },
+  ])(
+    'keeps a snapshot that got $case since planning, and still deregisters the image',
+    async ({ tags, detail }) => {
+      // Prepare: planned to go with its image, then tagged.
+      const subject = dueImage({ snapshotIds: ['snap-root', 'snap-late'] });
+      const account = accountWith(subject);
+      const work = plan([deregisterOf(subject)]);
+      const late = account.snapshots.get('snap-late');
+      if (late) Object.assign(late.tags, tags);
+
+      // Act
+      const result = only(await executePlan(work, account, options()));
+
+      // Assess
+      expect(result.status).toBe('done');
+      expect(result.snapshots).toEqual([
+        { snapshotId: 'snap-root', status: 'deleted' },
+        { snapshotId: 'snap-late', status: 'skipped', detail: expect.stringMatching(detail) },
+      ]);
+      expect(account.snapshots.has('snap-late')).toBe(true);
+      expect(account.snapshots.has('snap-root')).toBe(false);
+    },
+  );
+
+  it('deregisters the image alone, keeping every snapshot, when the snapshots cannot be read again', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-a', 'snap-b'] });
+    const account = accountWith(subject);
+    account.failNext('describeSnapshots', '*', 'RequestLimitExceeded');
+    const deregisterImage = vi.spyOn(account, 'deregisterImage');
+
+    // Act
+    const result = only(await executePlan(plan([deregisterOf(subject)]), account, options()));
+
+    // Assess
+    expect(result.status).toBe('done');
+    expect(deregisterImage).toHaveBeenCalledWith(subject.imageId, { deleteAssociatedSnapshots: false });
+    expect(result.snapshots.map((s) => [s.snapshotId, s.status])).toEqual([
+      ['snap-a', 'skipped'],
+      ['snap-b', 'skipped'],
+    ]);
+    expect(result.snapshots[0]?.detail).toMatch(/could not be read again \(RequestLimitExceeded\)/);
+    expect([...account.snapshots.keys()].sort()).toEqual(['snap-a', 'snap-b']);
+  });
+});
+
+describe('executePlan: writes that got no answer', () => {
+  /** The call takes effect, then its answer is lost, as with a timeout after EC2 acted. */
+  function loseAnswer<K extends 'deregisterImage' | 'deleteSnapshot'>(
+    account: MemoryAccount,
+    method: K,
+    effect: boolean,
+  ) {
+    const original = account[method].bind(account) as (...args: unknown[]) => Promise<unknown>;
+    vi.spyOn(account, method).mockImplementationOnce((async (...args: unknown[]) => {
+      if (effect) await original(...args);
+      throw new OutcomeUnknownError(method === 'deregisterImage' ? 'DeregisterImage' : 'DeleteSnapshot', {
+        cause: Object.assign(new Error('socket hang up'), { name: 'TimeoutError' }),
+      });
+    }) as never);
+  }
+
+  it('reports an unanswered deregistration that took effect as deregistered, and counts its snapshots deleted', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-1', 'snap-2'] });
+    const account = accountWith(subject);
+    loseAnswer(account, 'deregisterImage', true);
+    const work = plan([deregisterOf(subject)]);
+
+    // Act
+    const outcomes = await executePlan(work, account, options());
+    const report = buildReport(work, outcomes, {
+      mode: 'apply',
+      dryRun: false,
+      startedAt: NOW,
+      finishedAt: NOW,
+      warnings: [],
+    });
+
+    // Assess: the report matches the account's end state.
+    const result = only(outcomes);
+    expect(result.status).toBe('done');
+    expect(result.detail).toMatch(/no answer came back/);
+    expect(account.images.has(subject.imageId)).toBe(false);
+    expect([...account.snapshots.keys()]).toEqual([]);
+    expect(report.totals).toMatchObject({ deregistered: 1, alreadyGone: 0, failed: 0, snapshotsDeleted: 2 });
+  });
+
+  it('reports an unanswered deregistration that did not take effect as failed, and touches no snapshot', async () => {
+    // Prepare
+    const subject = dueImage({ snapshotIds: ['snap-1'] });
+    const account = accountWith(subject);
+    loseAnswer(account, 'deregisterImage', false);
+
+    // Act
+    const result = only(await executePlan(plan([deregisterOf(subject)]), account, options()));
+
+    // Assess
+    expect(result).toMatchObject({ status: 'failed', errorCode: 'OutcomeUnknownError' });
+    expect(result.detail).toMatch(/still there/);
+    expect(result.snapshots).toEqual([]);
+    expect(account.images.has(subject.imageId)).toBe(true);
+    expect(account.snapshots.has('snap-1')).toBe(true);
+  });
+
+  it('counts an unanswered explicit snapshot deletion that took effect as deleted', async () => {
+    // Prepare: one snapshot is shared, so the others are deleted one by one.
+    const subject = dueImage({ snapshotIds: ['snap-own', 'snap-shared'] });
+    const sibling = image({ snapshotIds: ['snap-shared'] });
+    const account = accountWith(subject, sibling);
+    loseAnswer(account, 'deleteSnapshot', true);
+
+    // Act
+    const result = only(
+      await executePlan(plan([deregisterOf(subject, ['snap-shared'])]), account, options()),
+    );
+
+    // Assess
+    expect(result.snapshots[0]).toMatchObject({ snapshotId: 'snap-own', status: 'deleted' });
+    expect(account.snapshots.has('snap-own')).toBe(false);
   });
 });

@@ -4,7 +4,7 @@ import type { Image, ImageFacts, Reference } from '../../src/model.ts';
 import { age } from '../../src/rules/age.ts';
 import { backupManaged } from '../../src/rules/backup-managed.ts';
 import { dlmManaged } from '../../src/rules/dlm-managed.ts';
-import { exemptTag } from '../../src/rules/exempt-tag.ts';
+import { exemptTag, hasExemptTag } from '../../src/rules/exempt-tag.ts';
 import { expiryTag, parseExpiry } from '../../src/rules/expiry-tag.ts';
 import { buildFacts, familyFromName, familyOf } from '../../src/rules/family.ts';
 import { inUse } from '../../src/rules/in-use.ts';
@@ -166,7 +166,7 @@ describe('guards', () => {
       reason: /Data Lifecycle/,
     },
     { rule: exemptTag, subject: image({ tags: { 'ami-janitor:keep': 'true' } }), reason: /exempt/ },
-    { rule: exemptTag, subject: image({ tags: { 'ami-janitor:keep': ' True ' } }), reason: /exempt/ },
+    { rule: exemptTag, subject: image({ tags: { 'ami-janitor:keep': 'TRUE' } }), reason: /exempt/ },
   ])('$rule.id keeps with a reason', ({ rule, subject, reason }) => {
     const verdicts = rule.evaluate(subject, facts(), defaultPolicy(), NOW);
 
@@ -185,6 +185,25 @@ describe('guards', () => {
     { rule: inUse, subject: image() },
   ])('$rule.id has no opinion on an unguarded image', ({ rule, subject }) => {
     expect(rule.evaluate(subject, facts(), defaultPolicy(), NOW)).toEqual([]);
+  });
+
+  it('exempt-tag matches the value as the IAM deny does (any case, no blanks), and keeps a near miss with a finding', () => {
+    const verdicts = exemptTag.evaluate(
+      image({ tags: { 'ami-janitor:keep': ' True ' } }),
+      facts(),
+      defaultPolicy(),
+      NOW,
+    );
+
+    expect(verdicts).toEqual([
+      {
+        kind: 'keep',
+        reason: expect.stringMatching(/^kept: tag ami-janitor:keep=" True " looks meant as an exemption/),
+      },
+      { kind: 'flag', severity: 'medium', reason: expect.stringMatching(/fix the value/) },
+    ]);
+    expect(hasExemptTag({ 'ami-janitor:keep': ' True ' }, defaultPolicy().exemptTag)).toBe(false);
+    expect(hasExemptTag({ 'ami-janitor:keep': 'tRuE' }, defaultPolicy().exemptTag)).toBe(true);
   });
 
   it('in-use names the first references and counts the rest', () => {

@@ -5,6 +5,7 @@ import { type Deadline, unboundedDeadline } from '../../src/core/ports.ts';
 import { executeSnapshotPlan } from '../../src/core/snapshot-executor.ts';
 import { buildSnapshotPlan } from '../../src/core/snapshot-planner.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
+import { OutcomeUnknownError } from '../../src/errors.ts';
 import type {
   PlannedSnapshotAction,
   Snapshot,
@@ -638,6 +639,39 @@ describe('executeSnapshotPlan', () => {
     // Assess
     expect(only(outcomes).status).toBe('already-gone');
   });
+
+  it.each([
+    {
+      case: 'took effect',
+      effect: true,
+      status: 'done',
+      detail: /no answer came back; the snapshot is gone/,
+    },
+    { case: 'did not take effect', effect: false, status: 'failed', detail: /still there/ },
+  ])(
+    'reads a deletion that got no answer and $case again instead of deleting twice',
+    async ({ effect, status, detail }) => {
+      // Prepare
+      const subject = marked(daysBefore(NOW, 10));
+      const account = accountWith(subject);
+      const original = account.deleteSnapshot.bind(account);
+      const deleteSnapshot = vi.spyOn(account, 'deleteSnapshot').mockImplementationOnce(async (id) => {
+        if (effect) await original(id);
+        throw new OutcomeUnknownError('DeleteSnapshot', {
+          cause: Object.assign(new Error('timed out'), { name: 'TimeoutError' }),
+        });
+      });
+
+      // Act
+      const outcome = only(await executeSnapshotPlan(work([action('delete', subject)]), account, options()));
+
+      // Assess
+      expect(outcome.status).toBe(status);
+      expect(outcome.detail).toMatch(detail);
+      expect(deleteSnapshot).toHaveBeenCalledTimes(1);
+      expect(account.snapshots.has(subject.snapshotId)).toBe(!effect);
+    },
+  );
 
   it('skips, with the reason, a snapshot an image registered since planning uses', async () => {
     // Prepare
