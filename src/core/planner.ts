@@ -78,9 +78,7 @@ export function buildPlan(input: PlanInput): Plan {
       const reason = input.snapshotGuards?.get(snapshotId);
       return reason === undefined ? [] : [{ snapshotId, reason }];
     });
-    const exclusive = policy.deleteSnapshots
-      ? own.filter((id) => !input.snapshotGuards?.has(id))
-      : [];
+    const exclusive = policy.deleteSnapshots ? own.filter((id) => !input.snapshotGuards?.has(id)) : [];
     const shared = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
     removable.push({
       image,
