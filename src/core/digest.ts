@@ -8,7 +8,7 @@ import type { RunReport } from './report.ts';
 
 const STATE_KEY = 'digest';
 
-export type DigestOutcome = 'sent' | 'unchanged' | 'disabled' | 'not-delivered';
+export type DigestOutcome = 'sent' | 'unchanged' | 'disabled' | 'not-delivered' | 'unconfirmed';
 
 /**
  * What would make a person care about a sweep, hashed: which actions ran on what and how they
@@ -91,6 +91,13 @@ export async function sendDigest(
 
   const digest = digestMessage(report);
   const delivery = await notifier.send(digest);
+  if (delivery.maybeDelivered) {
+    // A digest whose POST timed out is not remembered either. The next chance to send it is the
+    // next sweep, a day later: repeating it then costs one extra message, while remembering one
+    // Slack dropped would keep its removal dates from the channel until something else changed.
+    log.error('sweep digest delivery unconfirmed', { delivery, digest: digestPlainText(digest) });
+    return 'unconfirmed';
+  }
   if (!delivery.delivered) {
     // Not remembered, so the next sweep tries again; meanwhile the log holds what it said.
     log.error('sweep digest not delivered', { delivery, digest: digestPlainText(digest) });

@@ -29,7 +29,8 @@ const WEBHOOK_PATH = '/services/T0JANITOR/B0DIGEST/digestSecretToken';
 let server: Server;
 let webhookUrl: string;
 let received: SlackMessage[] = [];
-let replies: number[] = [];
+/** A status, or a status Slack answers with only after `delayMs`. */
+let replies: (number | { status: number; delayMs: number })[] = [];
 
 beforeAll(async () => {
   server = createServer((request, response) => {
@@ -37,9 +38,13 @@ beforeAll(async () => {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as SlackMessage);
-      const status = replies.shift() ?? 200;
-      response.writeHead(status, { 'content-type': 'text/plain' });
-      response.end(status === 200 ? 'ok' : 'internal_error');
+      const reply = replies.shift() ?? 200;
+      const { status, delayMs } = typeof reply === 'number' ? { status: reply, delayMs: 0 } : reply;
+      setTimeout(() => {
+        if (response.destroyed) return;
+        response.writeHead(status, { 'content-type': 'text/plain' });
+        response.end(status === 200 ? 'ok' : 'internal_error');
+      }, delayMs).unref();
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -72,11 +77,16 @@ function memoryState(): StateStore & { values: Map<string, string> } {
   };
 }
 
-function setup(digest: Policy['digest']) {
+function setup(digest: Policy['digest'], options: { timeoutMs?: number } = {}) {
   const log = recordingLog();
   const state = memoryState();
   // The retry waits are skipped, not the HTTP: every attempt reaches the local server.
-  const notifier = createSlackNotifier({ webhookUrl: async () => webhookUrl, sleep: async () => {}, log });
+  const notifier = createSlackNotifier({
+    webhookUrl: async () => webhookUrl,
+    sleep: async () => {},
+    log,
+    ...options,
+  });
   return { log, state, context: { policy: { digest }, state, notifier, log } };
 }
 
@@ -265,6 +275,32 @@ describe('sendDigest through the Slack webhook', () => {
     // Assess
     expect(outcome).toBe('sent');
     expect(received).toHaveLength(5);
+    expect(state.values.get(STATE_KEY)).toBe(digestFingerprint(report));
+  });
+
+  it('keeps no state when the POST timed out, logs the whole digest, and sends it again on the next sweep', async () => {
+    // Prepare: Slack answers 200, but after the request gave up waiting.
+    const { context, state, log } = setup('changes', { timeoutMs: 150 });
+    const report = await demoReport();
+    replies = [{ status: 200, delayMs: 600 }];
+
+    // Act
+    const outcome = await sendDigest(report, context);
+    // Long enough for any second POST to have arrived.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const postsAfterFirst = received.length;
+    const next = await sendDigest(report, context);
+
+    // Assess: one POST, not retried; nothing remembered, so the next sweep sends it again.
+    expect(outcome).toBe('unconfirmed');
+    expect(postsAfterFirst).toBe(1);
+    const errors = log.entries.filter((entry) => entry.level === 'error');
+    expect(errors.map((entry) => entry.message)).toEqual(['sweep digest delivery unconfirmed']);
+    const logged = errors[0]?.extra[0] as { digest?: unknown; delivery?: { maybeDelivered?: boolean } };
+    expect(logged.delivery?.maybeDelivered).toBe(true);
+    expect(logged.digest).toEqual(expect.stringContaining('*Images scheduled for removal*'));
+    expect(next).toBe('sent');
+    expect(received).toHaveLength(2);
     expect(state.values.get(STATE_KEY)).toBe(digestFingerprint(report));
   });
 
