@@ -28,7 +28,10 @@ interface Statement {
   Condition?: Record<string, Record<string, unknown>>;
 }
 
-const template = parse(readFileSync(join(ROOT, 'serverless.yml'), 'utf8'), { customTags: intrinsics, logLevel: 'error' }) as {
+const template = parse(readFileSync(join(ROOT, 'serverless.yml'), 'utf8'), {
+  customTags: intrinsics,
+  logLevel: 'error',
+}) as {
   resources: {
     Resources: Record<string, { Properties: { Policies: { PolicyDocument: { Statement: Statement[] } }[] } }>;
   };
