@@ -10,15 +10,40 @@ import { type AuditOutcome, auditImageEvent } from '../core/image-audit.ts';
 import type { ImageActionsPort, Log, SharingPort } from '../core/ports.ts';
 import { type ImageEvent, parseImageEvent } from '../events/image-event.ts';
 import { logger } from '../logger.ts';
-import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
+import {
+  boundedNotifier,
+  createSlackNotifier,
+  type Notifier,
+  type SlackBudget,
+  webhookFromSsm,
+} from '../notify/slack.ts';
 
 export interface ImageEventDependencies {
   ports: (signal: AbortSignal | undefined) => { images: ImageActionsPort; sharing: SharingPort };
   notifier: Notifier;
   policy: Policy;
   dryRun: boolean;
+  /** This function's Region: an event for another one is dropped. */
+  region: string;
+  /**
+   * This function's account: an event for another one is dropped. Without it, each invocation
+   * reads it from the context's `invokedFunctionArn`, which costs no STS call.
+   */
+  accountId?: string;
+  /** How much of an invocation's remaining time one Slack delivery may take. */
+  slackBudget?: SlackBudget;
   log: Log;
 }
+
+/**
+ * A third of the time left, and never within 5 s of the timeout: middy's early timeout takes the
+ * last 2 s, and the rest is for the alert-state tag and the log lines written after the send. On
+ * the 60 s function that is about 20 s, enough for a few attempts and short Retry-After waits.
+ */
+export const IMAGE_EVENT_SLACK_BUDGET: SlackBudget = { share: 1 / 3, reserveMs: 5_000 };
+
+export type ImageEventContext = Pick<Context, 'getRemainingTimeInMillis'> &
+  Partial<Pick<Context, 'invokedFunctionArn'>>;
 
 export type ImageEventResult =
   | ({ status: AuditOutcome['status'] } & AuditOutcome)
@@ -27,7 +52,7 @@ export type ImageEventResult =
 export function makeImageEventHandler(deps: ImageEventDependencies) {
   return async (
     event: unknown,
-    _context: Pick<Context, 'getRemainingTimeInMillis'>,
+    context: ImageEventContext,
     options?: { signal?: AbortSignal },
   ): Promise<ImageEventResult> => {
     const parsed = parseImageEvent(event);
@@ -50,9 +75,27 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
       return { status: 'failed-call', reason };
     }
     const { event: imageEvent } = parsed;
+    const home = ownAccount(deps, context);
+    if (home.warning) deps.log.warn('account check skipped', { reason: home.warning });
+    const elsewhere = notHere(event, imageEvent, { region: deps.region, accountId: home.accountId });
+    if (elsewhere) {
+      // Until other accounts are targets, auditing one would tag and alert as if it were this one;
+      // dropped, not thrown, since a retry would be dropped the same way.
+      deps.log.warn('event ignored', {
+        reason: elsewhere,
+        eventId: imageEvent.eventId,
+        eventName: imageEvent.eventName,
+      });
+      return { status: 'ignored', reason: elsewhere };
+    }
+    const notifier = boundedNotifier(
+      deps.notifier,
+      () => context.getRemainingTimeInMillis(),
+      deps.slackBudget ?? IMAGE_EVENT_SLACK_BUDGET,
+    );
     const outcome = await auditImageEvent(
       imageEvent,
-      { ...deps.ports(options?.signal), notifier: deps.notifier, log: deps.log },
+      { ...deps.ports(options?.signal), notifier, log: deps.log },
       { policy: deps.policy, dryRun: deps.dryRun || deps.policy.dryRun },
     );
     deps.log.info('event audited', {
@@ -67,6 +110,72 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
     });
     return outcome;
   };
+}
+
+/** `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, in any partition. */
+const FUNCTION_ARN = /^arn:aws[a-z-]*:lambda:([a-z0-9-]+):(\d{12}):function:[^:]+(?::[^:]+)?$/;
+
+/** The Region and account a Lambda function ARN names, or undefined when it is not one. */
+export function parseFunctionArn(arn: unknown): { region: string; accountId: string } | undefined {
+  if (typeof arn !== 'string') return undefined;
+  const match = FUNCTION_ARN.exec(arn);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { region: match[1], accountId: match[2] };
+}
+
+/**
+ * The account this function runs in. `serverless invoke local` passes no `invokedFunctionArn`, and
+ * other emulators a made-up one; rather than drop every event there, the account check is skipped
+ * with a warning. Lambda itself always passes the real ARN, in the function's own Region, so an ARN
+ * naming another Region is taken for a made-up one too.
+ */
+function ownAccount(
+  deps: Pick<ImageEventDependencies, 'accountId' | 'region'>,
+  context: ImageEventContext,
+): { accountId?: string; warning?: string } {
+  if (deps.accountId !== undefined) return { accountId: deps.accountId };
+  const arn = context.invokedFunctionArn;
+  const parsed = parseFunctionArn(arn);
+  if (!parsed) {
+    const shown =
+      typeof arn === 'string' ? `'${arn.slice(0, 200)}' is not a Lambda function ARN` : 'is absent';
+    return {
+      warning: `the context's invokedFunctionArn ${shown}, so events from any account are audited as this one's`,
+    };
+  }
+  if (parsed.region !== deps.region) {
+    return {
+      warning: `the context's invokedFunctionArn names Region ${parsed.region}, not this function's ${deps.region}, so it is not this function's own; events from any account are audited as this one's`,
+    };
+  }
+  return { accountId: parsed.accountId };
+}
+
+/**
+ * Why the event is not this function's to audit, if it is not: the EventBridge envelope and the
+ * CloudTrail record each name an account and a Region, and all of them must be this function's.
+ */
+function notHere(
+  raw: unknown,
+  event: ImageEvent,
+  home: { region: string; accountId: string | undefined },
+): string | undefined {
+  // The parser accepted the envelope, so both are strings; `event` holds the CloudTrail record's own.
+  const envelope = raw as { account?: unknown; region?: unknown };
+  const named = (values: unknown[]) => [
+    ...new Set(values.filter((value): value is string => typeof value === 'string')),
+  ];
+  const regions = named([envelope.region, event.region]).filter((region) => region !== home.region);
+  const accounts =
+    home.accountId === undefined
+      ? []
+      : named([envelope.account, event.accountId]).filter((account) => account !== home.accountId);
+  const reasons = [
+    ...regions.map((region) => `Region ${region}, not this function's ${home.region}`),
+    ...accounts.map((account) => `account ${account}, not this function's ${home.accountId}`),
+  ];
+  if (reasons.length === 0) return undefined;
+  return `the event is for ${reasons.join(' and ')}; only this function's own account and Region are audited`;
 }
 
 /** Logs key the resource by its kind, so an account id is never logged as an image id. */
@@ -85,6 +194,7 @@ async function defaultDependencies(): Promise<ImageEventDependencies> {
     notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
     policy,
     dryRun: env.dryRun,
+    region: env.region,
     log: logger,
   };
 }
