@@ -1,12 +1,15 @@
 import * as z from 'zod';
-import { tagKey } from './schema-parts.ts';
+import { tagKeys } from './schema-parts.ts';
 import type { Rule } from './types.ts';
+
+/** Far more releases of one family than anyone keeps on purpose. */
+export const MAX_KEEP_LATEST = 1000;
 
 export const keepLatestSchema = {
   keepLatest: z
     .strictObject({
-      count: z.number().int().min(0).default(2),
-      familyTags: z.array(tagKey).default([]),
+      count: z.number().int().min(0).max(MAX_KEEP_LATEST, `at most ${MAX_KEEP_LATEST}`).default(2),
+      familyTags: tagKeys.default([]),
     })
     .prefault({}),
 };

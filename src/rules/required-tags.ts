@@ -1,11 +1,11 @@
 import * as z from 'zod';
-import { dayCount, tagKey } from './schema-parts.ts';
+import { dayCount, tagKeys } from './schema-parts.ts';
 import { daysBetween, type Rule } from './types.ts';
 
 export const requiredTagsSchema = {
   requiredTags: z
     .strictObject({
-      keys: z.array(tagKey).default([]),
+      keys: tagKeys.default([]),
       severity: z.enum(['critical', 'high', 'medium', 'low']).default('medium'),
       expireAfterDays: dayCount.nullable().default(null),
     })

@@ -14,12 +14,17 @@ const organizationalUnitArn = z
     'an organizational unit ARN',
   );
 
+/** A bound on each allowlist, far above any real one, so a policy document stays a small thing. */
+export const MAX_ALLOWED_ENTRIES = 1000;
+const allowlist = <T extends z.ZodType>(entry: T) =>
+  z.array(entry).max(MAX_ALLOWED_ENTRIES, `at most ${MAX_ALLOWED_ENTRIES} entries`).default([]);
+
 export const sharingSchema = {
   sharing: z
     .strictObject({
-      allowedAccounts: z.array(accountId).default([]),
-      allowedOrganizations: z.array(organizationArn).default([]),
-      allowedOrganizationalUnits: z.array(organizationalUnitArn).default([]),
+      allowedAccounts: allowlist(accountId),
+      allowedOrganizations: allowlist(organizationArn),
+      allowedOrganizationalUnits: allowlist(organizationalUnitArn),
       /** Remove the offending permissions when an event reports them (and dryRun is off). */
       remediate: z.boolean().default(false),
     })

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
-import { dayCount } from './schema-parts.ts';
+import { dayCount, perRunCap } from './schema-parts.ts';
 import { isExposed } from './sharing.ts';
 import { snapshotGuard } from './snapshot-guards.ts';
 import { daysBetween } from './types.ts';
@@ -15,7 +15,7 @@ export const snapshotSchema = {
        */
       mode: z.enum(['ami-orphans', 'all-unreferenced']).default('ami-orphans'),
       minAgeDays: dayCount.default(7),
-      maxDeletionsPerRun: z.number().int().min(0).default(100),
+      maxDeletionsPerRun: perRunCap.default(100),
     })
     .prefault({}),
 };

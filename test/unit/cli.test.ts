@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -217,4 +217,172 @@ describe('ami-janitor CLI', () => {
     expect(lastLine(stdout)).toMatch(/^Plan: \d+ images, /);
     expect(imageRows(stdout).length).toBeGreaterThan(0);
   }, 30_000);
+});
+
+/** Runs the real binary, as an operator would, and collects both streams. */
+async function spawnCli(...argv: string[]): Promise<Run> {
+  const child = spawn(process.execPath, ['bin/ami-janitor.js', ...argv], {
+    cwd: REPO,
+    env: { PATH: process.env.PATH ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code: code ?? -1, stdout, stderr };
+}
+
+describe('ami-janitor CLI on a bad policy file', () => {
+  it('exits 78 naming graceDays when it is huge, with no stack trace', async () => {
+    // Prepare
+    const config = policyFile('huge-grace.yml', 'graceDays: 100000000\n');
+
+    // Act
+    const result = await spawnCli('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('graceDays: at most 3650 days');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(result.stdout).toBe('');
+  }, 30_000);
+
+  it('exits 78 naming defaultTtlDays when it is huge', async () => {
+    // Prepare
+    const config = policyFile('huge-ttl.yml', 'defaultTtlDays: 100000000\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('defaultTtlDays: at most 36500 days');
+    expect(result.stdout).toBe('');
+  });
+
+  it.each([
+    { case: 'empty', text: '' },
+    { case: 'blank', text: '\n   \n' },
+    { case: 'comment-only', text: '# every key has a default\n# dryRun: false\n' },
+  ])('exits 78 on a policy file that is $case, saying how to ask for the defaults', async ({ text }) => {
+    // Prepare
+    const config = policyFile('empty.yml', text);
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain(`${config} is empty`);
+    expect(result.stderr).toContain('{}');
+    expect(result.stdout).toBe('');
+  });
+
+  it('accepts {} as every default on purpose', async () => {
+    // Prepare
+    const config = policyFile('defaults.yml', '# all defaults, on purpose\n{}\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.ok);
+    expect(lastLine(result.stdout)).toMatch(/^Plan: /);
+  });
+
+  it('exits 78 on a file over 1 MiB without parsing it', async () => {
+    // Prepare
+    const config = policyFile('big.yml', `dryRun: true\n# ${'x'.repeat(1024 * 1024)}\n`);
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('larger than 1 MiB');
+    expect(result.stdout).toBe('');
+  });
+
+  it('exits 78 on a directory given as --config', async () => {
+    // Prepare
+    const directory = join(scratch, 'a-directory.yml');
+    mkdirSync(directory);
+
+    // Act
+    const result = await run('plan', '--demo', '--config', directory);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain(`${directory} is not a regular file (a directory)`);
+  });
+
+  it('exits 78 on /dev/zero given as --config, reading nothing from it', async () => {
+    // Act
+    const result = await run('plan', '--demo', '--config', '/dev/zero');
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('/dev/zero is not a regular file (a character device)');
+  });
+
+  it('exits 78 on a named pipe without waiting for a writer', async () => {
+    // Prepare
+    const fifo = join(scratch, 'policy.fifo');
+    const made = spawnSync('mkfifo', [fifo]);
+    if (made.status !== 0) throw new Error(`mkfifo failed: ${made.stderr}`);
+
+    // Act
+    const result = await run('plan', '--demo', '--config', fifo);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain(`${fifo} is not a regular file (a named pipe)`);
+  });
+
+  it('exits 78 on a 1 MB unknown key, printing the key clipped', async () => {
+    // Prepare
+    // JSON: YAML itself allows an implicit key of at most 1,024 characters.
+    const key = 'k'.repeat(1_000_000);
+    const config = policyFile('long-key.json', `{"${key}": 1}\n`);
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('[truncated, 1000000 chars]: unknown key; valid keys are dryRun');
+    expect(result.stderr.length).toBeLessThan(2000);
+  });
+
+  it('exits 78 naming expiryTag.key when a default TTL would be written where the deployment may not tag', async () => {
+    // Prepare
+    const config = policyFile('ttl-key.yml', 'defaultTtlDays: 30\nexpiryTag:\n  key: ExpiresAt\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('expiryTag.key: ');
+    expect(result.stderr).toContain('ami-janitor:');
+  });
+
+  it('prints no control character of a policy key on the terminal', async () => {
+    // Prepare
+    const config = policyFile('escape-key.json', '{"\\u001b]0;pwned\\u0007\\u001b[2J": 1}\n');
+
+    // Act
+    const result = await run('plan', '--demo', '--config', config);
+
+    // Assess
+    expect(result.code).toBe(EXIT.policy);
+    expect(result.stderr).toContain('unknown key');
+    expect(result.stderr.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
+  });
 });

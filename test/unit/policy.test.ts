@@ -1,7 +1,13 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy, parsePolicy } from '../../src/config/policy.ts';
+import { defaultPolicy, JANITOR_STATE_TAGS, MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
 import { loadPolicyFile } from '../../src/config/policy-file.ts';
+import {
+  ALERTED_EXPOSURE_TAG,
+  CREATED_AT_TAG,
+  CREATED_BY_SESSION_TAG,
+  CREATED_BY_TAG,
+} from '../../src/core/image-audit.ts';
 import { PolicyError } from '../../src/errors.ts';
 
 const SHIPPED_POLICY = resolve(import.meta.dirname, '../../policy.yml');
@@ -146,6 +152,203 @@ describe('parsePolicy errors', () => {
     // Assess
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^\(policy\): /);
+  });
+});
+
+describe('parsePolicy bounds', () => {
+  it.each([
+    { path: 'maxAgeDays', document: { maxAgeDays: 36_501 } },
+    { path: 'unusedDays', document: { unusedDays: 100_000_000 } },
+    { path: 'graceDays', document: { graceDays: 100_000_000 } },
+    { path: 'graceDays', document: { graceDays: 3651 } },
+    { path: 'defaultTtlDays', document: { defaultTtlDays: 100_000_000 } },
+    { path: 'requiredTags.expireAfterDays', document: { requiredTags: { expireAfterDays: 36_501 } } },
+    { path: 'snapshots.minAgeDays', document: { snapshots: { minAgeDays: 36_501 } } },
+    { path: 'keepLatest.count', document: { keepLatest: { count: 1001 } } },
+    { path: 'maxRemovalsPerRun', document: { maxRemovalsPerRun: 1_000_001 } },
+    { path: 'snapshots.maxDeletionsPerRun', document: { snapshots: { maxDeletionsPerRun: 1_000_001 } } },
+    { path: 'attribution.maxLookupsPerRun', document: { attribution: { maxLookupsPerRun: 1001 } } },
+    { path: 'inUse.launchTemplateVersions', document: { inUse: { launchTemplateVersions: 116 } } },
+    { path: 'maxAgeDays', document: { maxAgeDays: Number.POSITIVE_INFINITY } },
+  ])('refuses $path = $document beyond its bound, naming the path', ({ path, document }) => {
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]?.startsWith(`${path}: `)).toBe(true);
+  });
+
+  it('accepts every number at its bound, so the bounds are not off by one', () => {
+    // Act
+    const policy = parsePolicy({
+      maxAgeDays: 36_500,
+      unusedDays: 36_500,
+      graceDays: 3650,
+      defaultTtlDays: 36_500,
+      requiredTags: { expireAfterDays: 36_500 },
+      snapshots: { minAgeDays: 36_500, maxDeletionsPerRun: 1_000_000 },
+      keepLatest: { count: 1000 },
+      maxRemovalsPerRun: 1_000_000,
+    });
+
+    // Assess
+    expect(policy.graceDays).toBe(3650);
+    expect(policy.maxRemovalsPerRun).toBe(1_000_000);
+  });
+
+  it('says what a day count is bounded by', () => {
+    // Act
+    const problems = problemsOf({ maxAgeDays: 100_000_000 });
+
+    // Assess
+    expect(problems).toEqual(['maxAgeDays: at most 36500 days (100 years)']);
+  });
+
+  it.each([
+    {
+      path: 'requiredTags.keys',
+      document: { requiredTags: { keys: Array.from({ length: 51 }, (_, i) => `k${i}`) } },
+    },
+    {
+      path: 'keepLatest.familyTags',
+      document: { keepLatest: { familyTags: Array.from({ length: 51 }, (_, i) => `k${i}`) } },
+    },
+    {
+      path: 'sharing.allowedAccounts',
+      document: {
+        sharing: { allowedAccounts: Array.from({ length: 1001 }, (_, i) => String(i).padStart(12, '0')) },
+      },
+    },
+  ])('refuses a list longer than its bound at $path', ({ path, document }) => {
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]?.startsWith(`${path}: `)).toBe(true);
+  });
+});
+
+describe('parsePolicy tag keys the janitor writes', () => {
+  it('refuses a default TTL written under a key the deployment may not tag', () => {
+    // Act
+    const problems = problemsOf({ defaultTtlDays: 30, expiryTag: { key: 'ExpiresAt' } });
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^expiryTag\.key: /);
+    expect(problems[0]).toContain('ami-janitor:');
+    expect(problems[0]).toContain('defaultTtlDays');
+  });
+
+  it('accepts any expiry key when nothing writes it (defaultTtlDays null)', () => {
+    // Act
+    const policy = parsePolicy({ expiryTag: { key: 'ExpiresAt' } });
+
+    // Assess
+    expect(policy.expiryTag.key).toBe('ExpiresAt');
+  });
+
+  it('accepts a custom expiry key under ami-janitor: with a default TTL', () => {
+    // Act
+    const policy = parsePolicy({ defaultTtlDays: 30, expiryTag: { key: 'ami-janitor:ttl' } });
+
+    // Assess
+    expect(policy.expiryTag.key).toBe('ami-janitor:ttl');
+  });
+
+  it.each(['ami-janitor:keep', 'AMI-Janitor:Keep'])(
+    'refuses a default TTL written under the exempt tag %s, which no janitor role may write',
+    (key) => {
+      // Act
+      const problems = problemsOf({ defaultTtlDays: 30, expiryTag: { key } });
+
+      // Assess
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^expiryTag\.key: /);
+    },
+  );
+
+  it.each([
+    'ami-janitor:marked-at',
+    'ami-janitor:created-by',
+    'ami-janitor:created-by-session',
+    'ami-janitor:created-at',
+    'ami-janitor:alerted-exposure',
+  ])('refuses %s as the expiry key, since the janitor keeps its own state there', (key) => {
+    // Act
+    const problems = problemsOf({ expiryTag: { key } });
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^expiryTag\.key: /);
+  });
+
+  it('knows every tag the janitor keeps its state in', () => {
+    // Assess
+    expect([...JANITOR_STATE_TAGS].sort()).toEqual(
+      [MARKED_AT_TAG, CREATED_BY_TAG, CREATED_BY_SESSION_TAG, CREATED_AT_TAG, ALERTED_EXPOSURE_TAG].sort(),
+    );
+  });
+
+  it('refuses an expiry key that is also the exempt key', () => {
+    // Act
+    const problems = problemsOf({ exemptTag: { key: 'Retain' }, expiryTag: { key: 'retain' } });
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^expiryTag\.key: "retain" is also exemptTag\.key/);
+  });
+
+  it('accepts any exempt key: the janitor only reads it', () => {
+    // Act
+    const policy = parsePolicy({ exemptTag: { key: 'Retain' }, defaultTtlDays: 30 });
+
+    // Assess
+    expect(policy.exemptTag.key).toBe('Retain');
+  });
+});
+
+describe('parsePolicy messages stay small', () => {
+  it('clips a 1 MB unknown key in the message and says so', () => {
+    // Prepare
+    const key = 'k'.repeat(1024 * 1024);
+
+    // Act
+    const attempt = () => parsePolicy({ [key]: 1 });
+
+    // Assess
+    expect(attempt).toThrow(PolicyError);
+    try {
+      attempt();
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      expect(error.message.length).toBeLessThan(2000);
+      expect(error.message).toContain(`[truncated, ${key.length} chars]`);
+      expect(error.message).toContain('unknown key; valid keys are dryRun');
+    }
+  });
+
+  it('replaces control characters of a key in the message', () => {
+    // Act
+    const problems = problemsOf({ 'evil\u001b]0;pwned\u0007\nkey': 1 });
+
+    // Assess
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).not.toMatch(/\p{Cc}/u);
+  });
+
+  it('lists at most 20 problems and counts the rest', () => {
+    // Prepare
+    const document = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`bogus${i}`, i]));
+
+    // Act
+    const problems = problemsOf(document);
+
+    // Assess
+    expect(problems).toHaveLength(21);
+    expect(problems[20]).toBe('…and 4980 more problems');
   });
 });
 
