@@ -82,6 +82,7 @@ describeWithMoto('onImageEvent handler against moto and a local Slack', (moto: M
   const context = {
     getRemainingTimeInMillis: () => 30_000,
     functionName: 'ami-janitor-onImageEvent',
+    invokedFunctionArn: `arn:aws:lambda:${MOTO_REGION}:${MOTO_ACCOUNT_ID}:function:ami-janitor-onImageEvent`,
     awsRequestId: 'req-image-event',
   } as unknown as Parameters<Handler>[1];
 
@@ -221,6 +222,34 @@ describeWithMoto('onImageEvent handler against moto and a local Slack', (moto: M
     expect(replay).toMatchObject({ status: 'not-exposed', resourceId: imageId });
     expect(slack.received.length - received).toBe(1);
     expect(await launchPermissions(imageId)).toEqual([]);
+  });
+
+  it('an event for another account is dropped: the public image is left alone and nobody is alerted', async () => {
+    // Prepare: a public image here, but an event that names another account.
+    const imageId = await seed.registerImage('elsewhere-image');
+    await seed.shareImage(imageId, { public: true });
+    const event = sampleEvent('modify-image-attribute-public.json', imageId) as SampleEvent & {
+      account: string;
+      detail: { recipientAccountId?: string };
+    };
+    event.account = FIXTURE_ACCOUNT_ID;
+    event.detail.recipientAccountId = FIXTURE_ACCOUNT_ID;
+    const warnLog = vi.spyOn(logger, 'warn');
+    const received = slack.received.length;
+
+    // Act
+    const result = await handler(event, context);
+
+    // Assess
+    const reason = `account ${FIXTURE_ACCOUNT_ID}, not this function's ${MOTO_ACCOUNT_ID}`;
+    expect(result).toEqual({ status: 'ignored', reason: expect.stringContaining(reason) });
+    expect(warnLog).toHaveBeenCalledWith(
+      'event ignored',
+      expect.objectContaining({ reason: expect.stringContaining(reason) }),
+    );
+    expect((await describeImage(imageId)).Public).toBe(true);
+    expect(await tagsOf(imageId)).toEqual({});
+    expect(slack.received.length).toBe(received);
   });
 
   it('a malformed event returns without throwing, says why in the log, and alerts nobody', async () => {
