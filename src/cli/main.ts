@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { defaultPolicy, type Policy, parsePolicy } from '../config/policy.ts';
 import { loadPolicyFile } from '../config/policy-file.ts';
 import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
+import { futureClockReason } from '../core/clock.ts';
 import type { ImageActionsPort, InventoryPort, SharingPort, SnapshotInventoryPort } from '../core/ports.ts';
 import { unboundedDeadline } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
@@ -13,6 +14,7 @@ import { MemoryAccount } from '../demo/memory-account.ts';
 import { InventoryError, PolicyError, UsageError } from '../errors.ts';
 import { logger, sendLogsToStderr } from '../logger.ts';
 import type { Plan } from '../model.ts';
+import { oneLine, printable } from '../text.ts';
 import { renderAudit, renderReport } from './render.ts';
 
 /** Exit codes scripts can rely on; `audit` exits 2 on a critical finding so it can gate a pipeline. */
@@ -64,7 +66,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
   try {
     options = parseCli(argv);
   } catch (error) {
-    io.stderr.write(`ami-janitor: ${(error as Error).message}\n\n${USAGE}\n`);
+    io.stderr.write(`ami-janitor: ${errorText((error as Error).message)}\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   if (options.help) {
@@ -84,7 +86,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         : defaultPolicy();
   } catch (error) {
     if (error instanceof PolicyError) {
-      io.stderr.write(`ami-janitor: ${error.message}\n`);
+      io.stderr.write(`ami-janitor: ${errorText(error.message)}\n`);
       return EXIT.policy;
     }
     throw error;
@@ -104,6 +106,14 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
 
   const today = new Date();
   const now = options.asOf ?? today;
+  // A forecast is for plans only: an apply on a later clock would cut grace periods short.
+  const future = options.command === 'apply' ? futureClockReason(now, today, '--as-of') : undefined;
+  if (future) {
+    io.stderr.write(
+      `ami-janitor: ${future}\n--as-of ${now.toISOString()} is for plan and audit; apply acts on the real clock.\n`,
+    );
+    return EXIT.usage;
+  }
   // The demo account is dated from today, so that --as-of forecasts it like a real one.
   const ports = options.demo ? demoPorts(today) : await awsPorts(region, policy);
   const progress = (message: string) => {
@@ -132,12 +142,13 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         // The policy's dryRun is the Lambda's switch; on the CLI, `apply` and its confirmation are.
         dryRun: false,
         deadline: unboundedDeadline,
+        realNow: today,
         confirm: options.yes ? undefined : (plan) => confirm(plan, io),
       },
     );
   } catch (error) {
     if (error instanceof InventoryError) {
-      io.stderr.write(`ami-janitor: ${error.message}\nNothing was changed.\n`);
+      io.stderr.write(`ami-janitor: ${errorText(error.message)}\nNothing was changed.\n`);
       return EXIT.factsUnavailable;
     }
     throw error;
@@ -246,7 +257,7 @@ async function audit(
     report = await auditAccount({ ...ports, log: logger }, request);
   } catch (error) {
     if (error instanceof InventoryError) {
-      io.stderr.write(`ami-janitor: ${error.message}\n`);
+      io.stderr.write(`ami-janitor: ${errorText(error.message)}\n`);
       return EXIT.factsUnavailable;
     }
     throw error;
@@ -295,9 +306,10 @@ async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
     Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000
       ? ` as if it were ${plan.asOf.slice(0, 10)}`
       : '';
-  const prompt =
+  const prompt = printable(
     `About to change account ${plan.accountId} in ${plan.region}${forecast}: mark ${count('mark')}, ` +
-    `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `;
+      `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `,
+  );
   const readline = createInterface({ input: io.stdin, output: io.stderr });
   try {
     const answer = await readline.question(prompt);
@@ -305,4 +317,18 @@ async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
   } finally {
     readline.close();
   }
+}
+
+/** The longest line of an error message the CLI prints; a quoted value may be any length. */
+const MAX_ERROR_LINE_CHARS = 1000;
+
+/**
+ * Error messages quote what came from outside (an argument, a policy key, what AWS answered): each
+ * line is made printable and capped, and only the message's own line breaks remain.
+ */
+function errorText(message: string): string {
+  return message
+    .split('\n')
+    .map((line) => oneLine(line, MAX_ERROR_LINE_CHARS))
+    .join('\n');
 }

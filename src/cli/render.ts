@@ -1,6 +1,16 @@
 import type { AccountAuditReport } from '../core/account-audit.ts';
 import type { RunReport } from '../core/report.ts';
 import type { ActionOutcome } from '../model.ts';
+import { oneLine, printable, truncateText } from '../text.ts';
+
+/**
+ * Names, descriptions, tag values and AWS's error messages reach this table, and anyone who can
+ * create an image writes the first three: every cell and line is made printable (no terminal
+ * escape, no line break to forge a row) and capped, the last column included, so a megabyte-long
+ * value cannot flood a log that captured the output.
+ */
+const MAX_LAST_CELL_CHARS = 300;
+const MAX_LINE_CHARS = 500;
 
 /** Renders a run report as the readable table the CLI prints. */
 export function renderReport(report: RunReport, width: number | undefined): string {
@@ -139,7 +149,9 @@ export function renderAudit(report: AccountAuditReport, width: number | undefine
   const rows = report.findings.map((f) => [f.severity.toUpperCase(), f.resourceId, f.name, f.rule, f.reason]);
   const t = report.totals;
   return [
-    `Audit (read-only) of account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`,
+    printable(
+      `Audit (read-only) of account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`,
+    ),
     '',
     ...(rows.length > 0
       ? table(['SEVERITY', 'RESOURCE', 'NAME', 'RULE', 'REASON'], rows, width)
@@ -153,7 +165,9 @@ export function renderAudit(report: AccountAuditReport, width: number | undefine
 
 function title(report: RunReport): string {
   const mode = report.mode === 'plan' ? 'Plan (read-only)' : report.dryRun ? 'Apply (dry run)' : 'Apply';
-  return `${mode} for account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`;
+  return printable(
+    `${mode} for account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`,
+  );
 }
 
 function describeAction(outcome: ActionOutcome, mode: RunReport['mode']): string {
@@ -177,19 +191,22 @@ function sortRows(rows: string[][], order: readonly string[] = ['expire', 'keep'
 
 function section(heading: string, entries: string[]): string[] {
   if (entries.length === 0) return [];
-  return [`${heading}:`, ...entries.map((entry) => `  ${entry}`), ''];
+  return [`${heading}:`, ...entries.map((entry) => `  ${oneLine(entry, MAX_LINE_CHARS)}`), ''];
 }
 
-/** Pads columns to their widest cell; only the last column is cut, and only to fit a terminal. */
+/**
+ * Pads columns to their widest cell, at most 34 or 40 characters (longer ones end in `~`); the last
+ * column is capped at MAX_LAST_CELL_CHARS, and a line is cut to fit a terminal.
+ */
 function table(headers: string[], rows: string[][], width: number | undefined): string[] {
-  const all = [headers, ...rows];
+  const all = [headers, ...rows.map((row) => row.map(printable))];
   const widths = headers.map((_, column) =>
     Math.min(column === 1 ? 34 : 40, Math.max(...all.map((row) => (row[column] ?? '').length))),
   );
   return all.map((row) => {
     const cells = row.map((cell, column) => {
       const limit = widths[column] ?? 0;
-      if (column === row.length - 1) return cell;
+      if (column === row.length - 1) return truncateText(cell, MAX_LAST_CELL_CHARS);
       const text = cell.length > limit ? `${cell.slice(0, limit - 1)}~` : cell;
       return text.padEnd(limit);
     });

@@ -164,6 +164,16 @@ describe('ami-janitor CLI', () => {
     expect(result.stdout).toBe('');
   });
 
+  it('prints no control character of an argument it quotes in a usage error', async () => {
+    // Act
+    const result = await run('plan', '--demo', '--as-of', '\u001b]0;pwned\u0007\u001b[2J');
+
+    // Assess
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toContain('pwned');
+    expect(result.stderr.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
+  });
+
   it('exits 78 on a policy file with an unknown key, naming the path and the valid keys', async () => {
     // Prepare
     const config = policyFile('typo.yml', 'keepLatest:\n  cnt: 3\n');
