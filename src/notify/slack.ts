@@ -6,8 +6,9 @@ import { logger } from '../logger.ts';
 
 /**
  * Delivery of Block Kit messages to a Slack incoming webhook. A Slack outage must never fail a
- * sweep or an audit, so `send` reports what happened instead of throwing. The webhook URL is a
- * credential (anyone holding it can post to the channel): it is never logged and never returned.
+ * sweep or an audit, so `send` reports what happened instead of throwing, within the time budget
+ * it is given, and never posts a message twice on a guess. The webhook URL is a credential
+ * (anyone holding it can post to the channel): it is never logged and never returned.
  */
 
 // Minimal Block Kit shapes: only the blocks ami-janitor builds. See src/notify/blocks.ts for limits.
