@@ -184,6 +184,22 @@ export class Seeder {
     return imageId;
   }
 
+  /**
+   * Moves the janitor's marks on these images or snapshots `days` into the past, as if the run
+   * that marked them had run then. Every run acts on the real clock, so this is how a test lets a
+   * grace period pass.
+   */
+  async backdateMarks(resourceIds: readonly string[], days: number): Promise<void> {
+    if (resourceIds.length === 0) return;
+    const markedAt = new Date(Date.now() - days * 86_400_000).toISOString();
+    await this.clients.ec2.send(
+      new CreateTagsCommand({
+        Resources: [...resourceIds],
+        Tags: [{ Key: 'ami-janitor:marked-at', Value: markedAt }],
+      }),
+    );
+  }
+
   async tagImage(imageId: string, tags: Tags): Promise<void> {
     const tagList = toTagList(tags);
     if (tagList.length === 0) return;

@@ -180,9 +180,9 @@ function tagsOf(snapshot: Snapshot | undefined): Record<string, string | undefin
   return Object.fromEntries((snapshot?.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
 }
 
-function policyFile(): string {
+function policyFile(text = POLICY): string {
   const file = join(mkdtempSync(join(tmpdir(), 'ami-janitor-policy-')), 'policy.yml');
-  writeFileSync(file, POLICY);
+  writeFileSync(file, text);
   return file;
 }
 
@@ -243,7 +243,9 @@ describeWithMoto('orphaned snapshots against moto', (moto: MotoHandle) => {
     const keptIds = KEPT.map(id).sort();
     const before = await describeOwnedSnapshots(seed);
     const markDay = daysFromNow(30);
-    const deleteDay = daysFromNow(30 + GRACE_DAYS + 3);
+    // Every apply acts on the real clock, and moto's snapshots are new: the operator lowers
+    // minAgeDays to act on them today, and the grace period passes by moving the marks back.
+    const actToday = policyFile(POLICY.replace('minAgeDays: 7', 'minAgeDays: 0'));
 
     // Act 1: today every leftover snapshot is younger than minAgeDays.
     const today = await cli('plan', '--json', '--config', config);
@@ -288,8 +290,8 @@ describeWithMoto('orphaned snapshots against moto', (moto: MotoHandle) => {
     expect(planned.actions).toEqual([]);
     expect(await describeOwnedSnapshots(seed)).toEqual(before);
 
-    // Act 3: apply on the same day marks the orphans and deletes nothing.
-    const mark = await cli('apply', '--yes', '--json', '--config', config, '--as-of', markDay);
+    // Act 3: apply marks the orphans and deletes nothing.
+    const mark = await cli('apply', '--yes', '--json', '--config', actToday);
 
     // Assess 3
     expect(mark.code, mark.stderr).toBe(0);
@@ -312,7 +314,8 @@ describeWithMoto('orphaned snapshots against moto', (moto: MotoHandle) => {
     await seed.clients.ec2.send(
       new CreateTagsCommand({ Resources: [id(RESCUED)], Tags: [{ Key: 'ami-janitor:keep', Value: 'true' }] }),
     );
-    const remove = await cli('apply', '--yes', '--json', '--config', config, '--as-of', deleteDay);
+    await seed.backdateMarks(ORPHANS.map(id), GRACE_DAYS + 3);
+    const remove = await cli('apply', '--yes', '--json', '--config', actToday);
 
     // Assess 4: exactly the orphans are gone; every guarded, in-use and volume snapshot remains.
     expect(remove.code, remove.stderr).toBe(0);
@@ -351,7 +354,7 @@ describeWithMoto('orphaned snapshots against moto', (moto: MotoHandle) => {
     expect(removed.cost.note).toMatch(/upper bound/);
 
     // Act 5: running again changes nothing.
-    const again = await cli('apply', '--yes', '--json', '--config', config, '--as-of', daysFromNow(41));
+    const again = await cli('apply', '--yes', '--json', '--config', actToday);
 
     // Assess 5
     expect(again.code, again.stderr).toBe(0);

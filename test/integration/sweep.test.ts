@@ -20,6 +20,9 @@ const DAY_MS = 86_400_000;
 /**
  * Families by tag, so keep-latest is decided by the seeding order rather than by moto's
  * one-second CreationDate resolution; the newest of each family is created last, after a pause.
+ * Every run acts on the real clock and moto's images are new, so the stale ones are made eligible
+ * the way a person does it, with an expiry date in the past; a grace period passes by moving the
+ * marks back (Seeder.backdateMarks).
  */
 const POLICY = `
 dryRun: false
@@ -38,27 +41,26 @@ interface SeededAccount {
   kept: string[];
 }
 
-/**
- * An account with every kind of reference moto can hold, exempt and stale images, and two families.
- * Every image is brand new to moto, so the tests age them with the clock (`--as-of`, the event time).
- */
+/** An account with every kind of reference moto can hold, exempt and expired images, and two families. */
 async function seedAccount(seed: Seeder): Promise<SeededAccount> {
   const base = await seed.registerImage('base-image', { Family: 'base' });
   const builder = await seed.runInstance(base, 'terminated');
   const svc = (name: string, tags: Record<string, string> = {}) =>
     seed.createImage(builder, name, { Family: 'svc', ...tags });
 
+  // Expired, yet every guard must still win: in use, exempt.
+  const expired = { 'ami-janitor:expires-at': new Date(Date.now() - DAY_MS).toISOString().slice(0, 10) };
   const ids: Record<string, string> = {};
-  ids.runningInstance = await svc('svc-running');
-  ids.stoppedInstance = await svc('svc-stopped');
-  ids.terminatedInstanceOnly = await svc('svc-terminated');
-  ids.launchTemplate = await svc('svc-launch-template');
-  ids.launchConfiguration = await svc('svc-launch-configuration');
-  ids.ssmParameter = await svc('svc-ssm-parameter');
-  ids.exempt = await svc('svc-exempt', { 'ami-janitor:keep': 'true' });
-  ids.staleA = await svc('svc-stale-a');
-  ids.staleB = await svc('svc-stale-b');
-  ids.webOld = await seed.createImage(builder, 'web-v1', { Family: 'web' });
+  ids.runningInstance = await svc('svc-running', expired);
+  ids.stoppedInstance = await svc('svc-stopped', expired);
+  ids.terminatedInstanceOnly = await svc('svc-terminated', expired);
+  ids.launchTemplate = await svc('svc-launch-template', expired);
+  ids.launchConfiguration = await svc('svc-launch-configuration', expired);
+  ids.ssmParameter = await svc('svc-ssm-parameter', expired);
+  ids.exempt = await svc('svc-exempt', { 'ami-janitor:keep': 'true', ...expired });
+  ids.staleA = await svc('svc-stale-a', expired);
+  ids.staleB = await svc('svc-stale-b', expired);
+  ids.webOld = await seed.createImage(builder, 'web-v1', { Family: 'web', ...expired });
   await pauseForNextSecond();
   ids.svcNewest = await svc('svc-newest');
   ids.webNewest = await seed.createImage(builder, 'web-v2', { Family: 'web' });
@@ -180,8 +182,8 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
     expect(keptBy[account.ids.svcNewest ?? '']).toBe('keep-latest');
     expect((await imageIdsInAccount(seed)).size).toBe(Object.keys(account.ids).length + 1);
 
-    // Act 2: apply on the same day marks them; moto lacks deprecation, which is only a warning.
-    const mark = await cli('apply', '--yes', '--json', '--config', config, '--as-of', daysFromNow(120));
+    // Act 2: apply marks them; moto lacks deprecation, which is only a warning.
+    const mark = await cli('apply', '--yes', '--json', '--config', config);
 
     // Assess 2
     expect(mark.code, mark.stderr).toBe(0);
@@ -195,18 +197,27 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
     }
     expect(await imageIdsInAccount(seed)).toHaveProperty('size', Object.keys(account.ids).length + 1);
 
-    // Act 3: ten days later the grace period is over.
-    const remove = await cli('apply', '--yes', '--config', config, '--as-of', daysFromNow(130));
+    // Act 3: an apply on a forecast clock is refused and changes nothing.
+    const early = await cli('apply', '--yes', '--json', '--config', config, '--as-of', daysFromNow(10));
 
-    // Assess 3: the table run succeeded and exactly the eligible images and their snapshots are gone.
+    // Assess 3
+    expect(early.code).toBe(64);
+    expect(early.stderr).toMatch(/--as-of .* is for plan/);
+    await expect(imageIdsInAccount(seed)).resolves.toHaveProperty('size', Object.keys(account.ids).length + 1);
+
+    // Act 4: ten days later the grace period is over.
+    await seed.backdateMarks(removable, 10);
+    const remove = await cli('apply', '--yes', '--config', config);
+
+    // Assess 4: the table run succeeded and exactly the eligible images and their snapshots are gone.
     expect(remove.code, remove.stderr).toBe(0);
     expect(remove.stdout).toMatch(/Applied: .* 4 deregistered, 4 snapshots deleted/);
     await expectRemovedExactly(seed, account);
 
-    // Act 4: running again changes nothing.
-    const again = await cli('apply', '--yes', '--json', '--config', config, '--as-of', daysFromNow(131));
+    // Act 5: running again changes nothing.
+    const again = await cli('apply', '--yes', '--json', '--config', config);
 
-    // Assess 4
+    // Assess 5
     expect(again.code, again.stderr).toBe(0);
     expect((JSON.parse(again.stdout) as RunReport).actions).toEqual([]);
     await expectRemovedExactly(seed, account);
@@ -214,15 +225,18 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
 
   type SweepHandler = (event: unknown, context: unknown) => Promise<unknown>;
 
-  /** Two scheduled runs eight days apart: the first marks, the second deregisters exactly the stale. */
+  /**
+   * Two scheduled runs, the marks moved eight days back between them: the first marks, the second
+   * deregisters exactly the expired.
+   */
   async function markThenRemove(handler: SweepHandler): Promise<void> {
-    const event = (days: number) => ({
+    const event = (run: number) => ({
       version: '0',
-      id: `sweep-${days}`,
+      id: `sweep-${run}`,
       'detail-type': 'Scheduled Event',
       source: 'aws.events',
       account: MOTO_ACCOUNT_ID,
-      time: daysFromNow(days).replace(/\.\d{3}Z$/, 'Z'),
+      time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
       region: 'us-east-1',
       resources: ['arn:aws:events:us-east-1:123456789012:rule/ami-janitor-sweep'],
       detail: {},
@@ -234,14 +248,18 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
     };
 
     // Act 1
-    const first = (await handler(event(120), context)) as RunReport;
+    const first = (await handler(event(1), context)) as RunReport;
 
     // Assess 1
     expect(first.totals).toMatchObject({ marked: 4, deregistered: 0, failed: 0 });
     expect((await imageIdsInAccount(seed)).size).toBe(Object.keys(account.ids).length + 1);
 
     // Act 2
-    const second = (await handler(event(128), context)) as RunReport;
+    await seed.backdateMarks(
+      account.removable.map((name) => account.ids[name] ?? ''),
+      8,
+    );
+    const second = (await handler(event(2), context)) as RunReport;
 
     // Assess 2
     expect(second.totals).toMatchObject({
