@@ -1,3 +1,4 @@
+import { printable } from '../text.ts';
 import type {
   ContextBlock,
   DividerBlock,
@@ -27,10 +28,12 @@ export const SLACK_LIMITS = Object.freeze({
 
 /**
  * Escapes the three characters Slack's mrkdwn gives meaning to. Without it a name or a user
- * agent could carry a link (`<https://evil|click>`) or a mention (`<!channel>`).
+ * agent could carry a link (`<https://evil|click>`) or a mention (`<!channel>`). Control, line
+ * separator and bidi characters become U+FFFD first, so a value cannot start a line of its own
+ * (a forged "*Remediation*" field) or read backwards.
  */
 export function escapeMrkdwn(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+  return printable(text).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
 /**
@@ -53,7 +56,8 @@ export function mrkdwn(text: string, max: number = SLACK_LIMITS.sectionText): Mr
 export function header(text: string): HeaderBlock {
   return {
     type: 'header',
-    text: { type: 'plain_text', text: truncate(text, SLACK_LIMITS.headerText), emoji: true },
+    // plain_text is not escaped, but a header is one line of what it says.
+    text: { type: 'plain_text', text: truncate(printable(text), SLACK_LIMITS.headerText), emoji: true },
   };
 }
 

@@ -422,6 +422,49 @@ describe('digestMessage limits', () => {
     expect(all).toContain('&lt;!channel&gt;');
   });
 
+  it('replaces control and bidi characters in names, reasons and warnings', () => {
+    // Prepare
+    const hostile = '\u001b]0;pwned\u0007\r\n• `ami-0forged` fake\u009b\u202e\u0000';
+    const report = emptyReport({
+      accountId: `111122223333${hostile}`,
+      scheduled: [
+        {
+          imageId: 'ami-0evil',
+          name: `web${hostile}`,
+          removeAfter: '2026-12-01T00:00:00.000Z',
+          markedAt: '2026-11-24T00:00:00.000Z',
+        },
+      ],
+      findings: [
+        {
+          imageId: 'ami-0evil',
+          name: `web${hostile}`,
+          rule: 'expiry-tag',
+          severity: 'low',
+          reason: `tag x=${hostile}`,
+        },
+      ],
+      deferred: [{ imageId: 'ami-0late', name: `late${hostile}`, reason: `cap${hostile}` }],
+      warnings: [`could not read ${hostile}`],
+    });
+
+    // Act
+    const message = digestMessage(report);
+
+    // Assess
+    for (const text of [message.text, ...texts(message)]) {
+      // Line breaks between a list's items are the layout's own; none may come from a value.
+      expect(text.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    }
+    const all = texts(message).join('\n');
+    // The hostile text stays on one line: its forged bullet never starts a line of its own.
+    const forged = all.split('\n').filter((line) => line.includes('ami-0forged'));
+    expect(forged.length).toBeGreaterThanOrEqual(5);
+    for (const line of forged) expect(line).toContain('pwned');
+    expect(all.split('\n').filter((line) => line.startsWith('• `ami-0forged`'))).toEqual([]);
+    expect(message.blocks[0]?.type === 'header' && message.blocks[0].text.text).not.toContain('\n');
+  });
+
   it('says only the counts when there is nothing to list', () => {
     // Prepare
     const report = emptyReport();

@@ -220,6 +220,53 @@ describe('alertMessage', () => {
     expect(headerText(payload)).toContain(hostile);
   });
 
+  it('replaces control and bidi characters in every user-provided string, so none forges a line', () => {
+    // Prepare
+    const hostile = 'web\u001b]0;pwned\u0007\r\n*Remediation*\nRemoved\u009b\u202eevil\u0000\t\u007f';
+    const input = alert({
+      title: `Image ${hostile} is public`,
+      resource: { kind: 'image', id: 'ami-0123456789abcdef0', name: hostile },
+      caller: {
+        arn: `arn:aws:iam::123456789012:user/${hostile}`,
+        type: 'IAMUser',
+        sessionName: hostile,
+        sourceIp: hostile,
+        userAgent: hostile,
+      },
+      change: hostile,
+      remediation: hostile,
+      nextStep: hostile,
+      fixCommand: `aws ec2 modify-image-attribute --image-id '${hostile}'`,
+    });
+    const benign = alertMessage(
+      alert({ caller: { ...PUBLIC_IMAGE_ALERT.caller, type: 'IAMUser' } as Alert['caller'] }),
+    );
+
+    // Act
+    const payload = alertMessage(input);
+
+    // Assess
+    const all = [
+      payload.text,
+      headerText(payload) ?? '',
+      ...sectionTexts(payload),
+      ...payload.blocks.flatMap((block) =>
+        block.type === 'context' ? block.elements.map((e) => e.text) : [],
+      ),
+    ];
+    for (const text of all) {
+      expect(text.replaceAll('\n', '')).not.toMatch(/[\p{Cc}\u202a-\u202e\u2066-\u2069]/u);
+    }
+    expect(payload.text).not.toContain('\n');
+    expect(headerText(payload)).not.toContain('\n');
+    // The only line breaks are the ones the layout puts between a field's title and its value.
+    const breaks = (texts: string[]) => texts.join('').split('\n').length;
+    expect(breaks(sectionTexts(payload))).toBe(breaks(sectionTexts(benign)));
+    expect(sectionTexts(payload)).toContain(
+      '*What changed*\nweb\uFFFD]0;pwned\uFFFD\uFFFD\uFFFD*Remediation*\uFFFDRemoved\uFFFD\uFFFDevil\uFFFD\uFFFD\uFFFD',
+    );
+  });
+
   it('clips oversized text to Slack limits with an ellipsis instead of being rejected', () => {
     // Prepare
     const input = alert({
