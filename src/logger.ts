@@ -4,8 +4,16 @@ import { truncateText } from './text.ts';
 
 /** The longest string a log line carries in one value or key; the rest is counted, not printed. */
 export const LOG_VALUE_MAX_CHARS = 1024;
-/** A stack starts with the error's message; the frames after it are what make it worth keeping. */
-export const LOG_STACK_MAX_CHARS = 4096;
+/**
+ * Longer limits for values whose length the code bounds itself. A stack starts with the error's
+ * message, and the frames after it are what make it worth keeping. A digest Slack did not take is
+ * logged as its plain text, the one copy left: built from values already clipped to Slack's
+ * limits, and kept whole up to well inside the 256 KB CloudWatch allows one log event.
+ */
+export const LOG_LONG_VALUE_MAX_CHARS: Readonly<Record<string, number>> = {
+  stack: 4096,
+  digest: 200_000,
+};
 
 /**
  * Caps every string of a log line. Powertools calls it for every key and value as it serialises a
@@ -14,7 +22,7 @@ export const LOG_STACK_MAX_CHARS = 4096;
  */
 export function capLogValue(key: string, value: unknown): unknown {
   if (typeof value === 'string') {
-    return truncateText(value, key === 'stack' ? LOG_STACK_MAX_CHARS : LOG_VALUE_MAX_CHARS);
+    return truncateText(value, LOG_LONG_VALUE_MAX_CHARS[key] ?? LOG_VALUE_MAX_CHARS);
   }
   // Keys are printed too, and a document's keys come from outside like its values.
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Error)) {

@@ -85,6 +85,20 @@ describe('logger', () => {
     expect(error.message).toMatch(/…\[truncated, 1048576 chars\]$/);
   });
 
+  it('keeps a digest Slack did not take whole, since it is built from values already clipped', async () => {
+    // Prepare
+    const lines = captureLines();
+    const digest = `ami-janitor sweep\n${'• `ami-0123456789abcdef0` web-2026-01-01\n'.repeat(300)}`;
+
+    // Act
+    logger.error('sweep digest not delivered', { digest, reason: 'r'.repeat(5000) });
+
+    // Assess
+    const [entry] = await flushed(lines);
+    expect(entry?.digest).toBe(digest);
+    expect(entry?.reason).toMatch(/…\[truncated, 5000 chars\]$/);
+  });
+
   it('leaves short values exactly as they were', async () => {
     // Prepare
     const lines = captureLines();
