@@ -27,7 +27,13 @@ import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { alertOnTrailChange } from '../core/trail-alert.ts';
 import { errorCode } from '../errors.ts';
 import { logger } from '../logger.ts';
-import { createSlackNotifier, type Notifier, webhookFromSsm } from '../notify/slack.ts';
+import {
+  boundedNotifier,
+  createSlackNotifier,
+  type Notifier,
+  type SlackBudget,
+  webhookFromSsm,
+} from '../notify/slack.ts';
 
 /** The EventBridge schedule's event; its `time` is the run's clock, so a retried event replays the same run. */
 const scheduledEvent = z.looseObject({
@@ -71,6 +77,12 @@ const continuationEvent = z.looseObject({
 });
 
 const sweepEvent = z.union([scheduledEvent, manualEvent]);
+
+/**
+ * Each Slack delivery gets a third of the time left, and never the last 12 s: middy aborts 10 s
+ * before the timeout, and the rest is for the state writes and the log lines after it.
+ */
+const SWEEP_SLACK_BUDGET: SlackBudget = { share: 1 / 3, reserveMs: 12_000 };
 
 /** The state key under which a run that hands on records the continuation it expects next. */
 export const EXPECTED_CONTINUATION_KEY = 'continuation';
@@ -131,16 +143,24 @@ export function makeSweepHandler(deps: SweepDependencies) {
     }
     if (previous) await settle(deps, previous);
     if (deps.alerts) {
+      const alerts = {
+        ...deps.alerts,
+        notifier: boundedNotifier(
+          deps.alerts.notifier,
+          () => context.getRemainingTimeInMillis(),
+          SWEEP_SLACK_BUDGET,
+        ),
+      };
       const trailAlert = await alertOnTrailChange(report.trail, {
         accountId: report.accountId,
-        ...deps.alerts,
+        ...alerts,
         log: deps.log,
       });
       deps.log.info('trail health', { verdict: report.trail?.ok ? 'ok' : 'blind', alert: trailAlert });
       // Scheduled runs only, once the whole run is done: a hand-run plan (perhaps on a forecast
       // clock) must not post to the channel nor move the fingerprint the next digest is compared with.
       if (scheduled) {
-        const digest = await sendDigest(report, { policy: deps.policy, ...deps.alerts, log: deps.log });
+        const digest = await sendDigest(report, { policy: deps.policy, ...alerts, log: deps.log });
         deps.log.info('sweep digest', { digest });
       }
     }

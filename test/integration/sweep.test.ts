@@ -203,10 +203,16 @@ describeWithMoto('sweep against moto', (moto: MotoHandle) => {
     // Assess 3
     expect(early.code).toBe(64);
     expect(early.stderr).toMatch(/--as-of .* is for plan/);
-    await expect(imageIdsInAccount(seed)).resolves.toHaveProperty('size', Object.keys(account.ids).length + 1);
+    await expect(imageIdsInAccount(seed)).resolves.toHaveProperty(
+      'size',
+      Object.keys(account.ids).length + 1,
+    );
 
     // Act 4: ten days later the grace period is over.
-    await seed.backdateMarks(removable, 10);
+    await seed.backdateMarks(
+      account.removable.map((name) => account.ids[name] ?? ''),
+      10,
+    );
     const remove = await cli('apply', '--yes', '--config', config);
 
     // Assess 4: the table run succeeded and exactly the eligible images and their snapshots are gone.

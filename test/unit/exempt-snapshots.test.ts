@@ -41,7 +41,7 @@ describe('sweep: guarded snapshots survive the deregistration of their image', (
     return { subject, account, run };
   }
 
-  it.each([
+  it.each<{ case: string; tags: Record<string, string>; locked: boolean; reason: RegExp }>([
     {
       case: 'exempt',
       tags: { 'ami-janitor:keep': 'true' },
