@@ -3,6 +3,7 @@ import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
+import { clientTimeouts } from './http.ts';
 
 /**
  * AWS SDK clients, created once per process so a warm Lambda reuses their connections.
@@ -22,13 +23,23 @@ export interface AwsClientsConfig {
   region?: string;
 }
 
+/** What every SDK client in src/adapters is built with. */
+export function clientConfig(config: AwsClientsConfig = {}) {
+  return {
+    // withRetry (retry.ts) owns retries; SDK retries on top would multiply the attempts and hide the backoff.
+    maxAttempts: 1,
+    // No SDK default bounds a request at all; an endpoint that never answers would hold the run forever.
+    ...clientTimeouts(),
+    ...(config.region ? { region: config.region } : {}),
+  };
+}
+
 /**
  * Each client is built on first use and kept: a warm Lambda reuses its connections, and a cold
  * one pays only for the services it calls (the event handler never builds CloudTrail's, say).
  */
 export function createAwsClients(config: AwsClientsConfig = {}): AwsClients {
-  // withRetry (retry.ts) owns retries; SDK retries on top would multiply the attempts and hide the backoff.
-  const common = { maxAttempts: 1, ...(config.region ? { region: config.region } : {}) };
+  const common = clientConfig(config);
   let ec2: EC2Client | undefined;
   let autoScaling: AutoScalingClient | undefined;
   let ssm: SSMClient | undefined;

@@ -17,8 +17,8 @@ export interface AdapterDeps {
   sts?: STSClient;
   /** Passed to every `client.send` and to withRetry, so a deadline stops both the call and its retries. */
   signal?: AbortSignal;
-  /** Test seams for backoff (sleep, random, maxAttempts). */
-  retry?: Omit<RetryOptions, 'signal' | 'operation'>;
+  /** Test seams for backoff and deadlines (sleep, random, maxAttempts, deadlineMs, ...). */
+  retry?: Omit<RetryOptions, 'signal' | 'operation' | 'beforeAttempt'>;
   /** Paces each API below its token bucket; defaults to the process-wide limiter. */
   limiter?: ApiLimiter;
   log?: Log;
@@ -29,24 +29,22 @@ export type Call = <T>(
   send: (options: { abortSignal?: AbortSignal }) => Promise<T>,
 ) => Promise<T>;
 
+/**
+ * Every AWS call goes through this: paced by the limiter, retried by withRetry as the operation
+ * allows, and sent with a signal that carries both the caller's deadline and the call's own.
+ */
 export function makeCall(deps: AdapterDeps): Call {
-  const sendOptions = deps.signal ? { abortSignal: deps.signal } : {};
   const log = deps.log ?? deps.retry?.log;
   const limiter = deps.limiter ?? defaultLimiter;
   return (operation, send) =>
-    // Every attempt, retries included, spends a token: that is how EC2 counts them.
-    withRetry(
-      async () => {
-        await limiter.acquire(operation, deps.signal);
-        return send(sendOptions);
-      },
-      {
-        ...deps.retry,
-        ...(log ? { log } : {}),
-        ...(deps.signal ? { signal: deps.signal } : {}),
-        operation,
-      },
-    );
+    withRetry((abortSignal) => send({ abortSignal }), {
+      ...deps.retry,
+      ...(log ? { log } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}),
+      operation,
+      // Every attempt, retries included, spends a token: that is how EC2 counts them.
+      beforeAttempt: (signal) => limiter.acquire(operation, signal),
+    });
 }
 
 /**

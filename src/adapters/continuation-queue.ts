@@ -1,5 +1,6 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Continuation } from '../core/continuation.ts';
+import { clientConfig } from './clients.ts';
 import { makeCall } from './common.ts';
 
 let sqs: SQSClient | undefined;
@@ -8,7 +9,7 @@ let sqs: SQSClient | undefined;
 export function createContinuationQueue(queueUrl: string, client?: SQSClient) {
   const call = makeCall({});
   return async (next: Continuation): Promise<void> => {
-    sqs ??= new SQSClient({ maxAttempts: 1 });
+    sqs ??= new SQSClient(clientConfig());
     const sender = client ?? sqs;
     await call('SendMessage', (options) =>
       sender.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: JSON.stringify(next) }), options),

@@ -37,7 +37,7 @@ import { awsClients } from './clients.ts';
 export type { AdapterDeps } from './common.ts';
 
 import { type AdapterDeps, type Call, chunk, forEachConcurrent, makeCall, paginate } from './common.ts';
-import { isThrottlingError } from './retry.ts';
+import { isRetryableError, isUnsupportedAction } from './retry.ts';
 
 /** Every state except `terminated`: a stopped instance still boots from its AMI when started. */
 export const LIVE_INSTANCE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
@@ -588,9 +588,12 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
         try {
           await referencesFromApi([...wanted], refs);
         } catch (error) {
-          // Throttling that outlived every retry, or our own deadline, is not "unsupported":
-          // enumerating would hit the same limits, so the run stops here instead.
-          if (isThrottlingError(error) || deps.signal?.aborted || errorCode(error) === 'AbortError') {
+          // Throttling, timeouts and 5xx that outlived every retry, or our own deadline, are not
+          // "unsupported": enumerating would hit the same limits or the same silent endpoint, so the
+          // run stops here instead. A refusal (AccessDenied, ...) still falls back.
+          const unavailable =
+            isUnsupportedAction(error) || !(isRetryableError(error) || errorCode(error) === 'AbortError');
+          if (deps.signal?.aborted || !unavailable) {
             throw new InventoryError(`cannot check image references: ${errorCode(error)}`, { cause: error });
           }
           referencesApiUnavailable = true;

@@ -1,12 +1,16 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { Log } from '../core/ports.ts';
-import { errorCode } from '../errors.ts';
+import { errorCode, OutcomeUnknownError } from '../errors.ts';
 import { logger } from '../logger.ts';
 
 /**
  * One retry policy for every AWS call. The SDK clients are built with `maxAttempts: 1`, so this
  * wrapper is the only place a call is retried: backoff is visible in tests, the AbortSignal can
  * stop it, and a throttled call is never retried twice over (SDK attempts × ours).
+ *
+ * Each attempt is bounded by the HTTP timeouts in http.ts; the call as a whole, retries and waits
+ * included, by a deadline here. What may be retried depends on the operation (operationKind): a
+ * write whose first attempt may have landed is reported as OutcomeUnknownError, never resent.
  */
 
 const THROTTLING_CODES = new Set([
@@ -37,8 +41,28 @@ const TRANSIENT_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+/** Failures before any byte of the request left this machine: even a non-idempotent write can be resent. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** What EC2 answers for an action the endpoint does not have (older partitions, emulators). */
+const UNSUPPORTED_CODES = new Set(['InvalidAction', 'UnsupportedOperation']);
+/** errorCode() of an SDK error that carried no AWS error code at all. */
+const CODELESS_NAMES = new Set(['Error', 'UnknownError', 'Unknown']);
+
 export const DEFAULT_BASE_DELAY_MS = 200;
 export const DEFAULT_MAX_DELAY_MS = 20_000;
+
+/**
+ * The whole call, every attempt and wait included: two timed-out attempts (2 × 12 s) fit with room
+ * for a few quick retries, and it stays well inside the two minutes anyone will wait for one call.
+ */
+export const CALL_DEADLINE_MS = 45_000;
+
+/**
+ * A request that got no answer once is worth one more try (a bad connection, a lost packet); a
+ * second silence means the endpoint is not answering, and a third try would only add 12 s more.
+ */
+export const MAX_TIMED_OUT_ATTEMPTS = 2;
 
 /** Read once at cold start; a bad value fails the module load instead of silently changing behaviour. */
 export const DEFAULT_MAX_ATTEMPTS = parseMaxAttempts(process.env.AWS_MAX_ATTEMPTS);
@@ -52,19 +76,76 @@ export function parseMaxAttempts(value: string | undefined): number {
   return attempts;
 }
 
+export type OperationKind = 'read' | 'idempotent-write' | 'write';
+
+const READ_OPERATION = /^(Describe|Get|List|Lookup)/;
+
+/**
+ * Writes whose repeat leaves the resource as one call would and answers as one call would (a tag
+ * set twice is set; a permission removed twice is removed), so resending after an unknown outcome
+ * cannot mislead.
+ */
+export const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
+  'CreateTags',
+  'DeleteTags',
+  'EnableImageDeprecation',
+  'DisableImageDeprecation',
+  'ModifyImageAttribute',
+  'ModifySnapshotAttribute',
+  'PutParameter',
+]);
+
+/**
+ * How safe an operation is to send again. Reads always are. Every write not listed above
+ * (DeregisterImage, DeleteSnapshot, EnableImage, DisableImage, SendMessage, and any operation added
+ * later) is not: a second DeregisterImage answers NotFound and hides that the first one worked, a
+ * second SendMessage hands the work over twice. Those are resent only when the first attempt
+ * certainly did nothing (throttled, or never connected).
+ */
+export function operationKind(operation: string): OperationKind {
+  if (READ_OPERATION.test(operation)) return 'read';
+  if (IDEMPOTENT_WRITES.has(operation)) return 'idempotent-write';
+  return 'write';
+}
+
+/** The whole call, retries included, ran out of its deadline before any attempt succeeded. */
+export class CallDeadlineError extends Error {
+  override name = 'CallDeadlineError';
+  readonly operation: string;
+  readonly deadlineMs: number;
+
+  constructor(operation: string, deadlineMs: number, options?: ErrorOptions) {
+    super(`${operation} did not succeed within ${deadlineMs} ms`, options);
+    this.operation = operation;
+    this.deadlineMs = deadlineMs;
+  }
+}
+
 export interface RetryOptions {
   /** Total attempts, the first included. Default: AWS_MAX_ATTEMPTS, else 8. */
   maxAttempts?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** The whole call, from its first send; default CALL_DEADLINE_MS. */
+  deadlineMs?: number;
+  /** Attempts that may time out before the call gives up; default MAX_TIMED_OUT_ATTEMPTS. */
+  maxTimedOutAttempts?: number;
   /** Injected in tests to record delays instead of waiting. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Injected in tests; must return a number in [0, 1). */
   random?: () => number;
   /** Once aborted, no further attempt is made and the last error is thrown. */
   signal?: AbortSignal;
-  /** Named in the debug log of each retry, e.g. `DescribeImages`. */
+  /**
+   * Named in the debug log of each retry, e.g. `DescribeImages`, and decides what may be retried
+   * (operationKind). Without it the call is treated as a read.
+   */
   operation?: string;
+  /**
+   * Runs before each attempt, e.g. to wait for a rate-limit token. Its failure sends nothing, so
+   * it is thrown as it is; the first one's wait does not count against the deadline.
+   */
+  beforeAttempt?: (signal: AbortSignal) => Promise<void>;
   log?: Log;
 }
 
@@ -91,8 +172,12 @@ export function isThrottlingError(error: unknown): boolean {
   );
 }
 
-/** Worth another attempt: the same request may well succeed a moment later. */
+/**
+ * Worth another attempt: the same request may well succeed a moment later. Our own deadline
+ * counts: it says nothing about the resource, only that the endpoint did not answer in time.
+ */
 export function isTransientError(error: unknown): boolean {
+  if (error instanceof CallDeadlineError) return true;
   if (errorCode(error) === 'AbortError') return false;
   if (shape(error).$retryable) return true;
   const status = statusOf(error);
@@ -102,6 +187,41 @@ export function isTransientError(error: unknown): boolean {
 
 export function isRetryableError(error: unknown): boolean {
   return isThrottlingError(error) || isTransientError(error);
+}
+
+/** An attempt that got no (complete) answer in time: the HTTP handler's timeouts, or a dropped socket. */
+export function isTimeoutError(error: unknown): boolean {
+  return shape(error).name === 'TimeoutError' || errorCode(error) === 'ETIMEDOUT';
+}
+
+/**
+ * A 5xx whose body was not an AWS error: no error code could be read from it. moto answers every
+ * action it does not implement with an HTML 500 page, and a proxy's error page looks the same.
+ * Resending the same request gets the same page, so it is never retried.
+ */
+export function isNonAwsServerError(error: unknown): boolean {
+  const status = statusOf(error);
+  return status !== undefined && status >= 500 && status <= 599 && CODELESS_NAMES.has(errorCode(error));
+}
+
+/**
+ * Whether the endpoint simply lacks the action, so a caller may fall back to another way of
+ * finding the same facts. A 5xx that does carry a code (InternalError, ServiceUnavailable) is a
+ * real failure, not this.
+ */
+export function isUnsupportedAction(error: unknown): boolean {
+  return UNSUPPORTED_CODES.has(errorCode(error)) || isNonAwsServerError(error);
+}
+
+type Verdict = 'retry' | 'final' | 'outcome-unknown';
+
+function verdictFor(error: unknown, kind: OperationKind): Verdict {
+  // Rejected before anything was done, whatever the operation.
+  if (isThrottlingError(error) || NOT_SENT_CODES.has(errorCode(error))) return 'retry';
+  const mayHaveLanded = errorCode(error) === 'AbortError' || isRetryableError(error);
+  if (kind === 'write') return mayHaveLanded ? 'outcome-unknown' : 'final';
+  if (isNonAwsServerError(error) || errorCode(error) === 'AbortError') return 'final';
+  return mayHaveLanded ? 'retry' : 'final';
 }
 
 /** Full jitter: a uniform pick between 0 and the capped exponential, so throttled callers spread out. */
@@ -119,37 +239,87 @@ const defaultSleep = async (ms: number, signal?: AbortSignal): Promise<void> => 
   await sleepFor(ms, undefined, signal ? { signal } : undefined);
 };
 
-/** Runs `fn`, retrying throttling and transient errors; any other error is thrown at once, unchanged. */
-export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+/**
+ * Runs `fn`, retrying what operationKind allows; any other error is thrown at once, unchanged.
+ * `fn` gets the signal to pass to `client.send`: the caller's, joined with the call's deadline.
+ *
+ * Thrown: the last error when retries are used up or not allowed; CallDeadlineError (cause: the
+ * last error) when the deadline ends the call; OutcomeUnknownError when a non-idempotent write
+ * failed in a way that may have taken effect (a timeout, a reset, a 5xx, an abort mid-flight).
+ */
+export async function withRetry<T>(
+  fn: (signal: AbortSignal) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const maxTimedOut = options.maxTimedOutAttempts ?? MAX_TIMED_OUT_ATTEMPTS;
+  const deadlineMs = options.deadlineMs ?? CALL_DEADLINE_MS;
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
-  const { signal } = options;
   const log = options.log ?? logger;
+  const operation = options.operation ?? 'AWS call';
+  const kind = options.operation === undefined ? 'read' : operationKind(options.operation);
+
+  const caller = options.signal;
+  const deadline = new AbortController();
+  const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let startedAt = 0;
+  const ownDeadlinePassed = () => deadline.signal.aborted && !caller?.aborted;
+  const overDeadline = (cause: unknown) => new CallDeadlineError(operation, deadlineMs, { cause });
 
   let lastError: unknown;
-  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    if (signal?.aborted) throw attempt === 1 ? signal.reason : lastError;
-    try {
-      return await fn();
-    } catch (error) {
-      lastError = error;
-      if (attempt === maxAttempts || !isRetryableError(error) || signal?.aborted) throw error;
-      const delayMs = backoffDelay(attempt, random, options.baseDelayMs, options.maxDelayMs);
-      log.debug('retrying AWS call', {
-        operation: options.operation,
-        attempt,
-        maxAttempts,
-        delayMs,
-        errorCode: errorCode(error),
-      });
+  let timedOut = 0;
+  try {
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      if (signal.aborted) {
+        if (attempt === 1) throw signal.reason;
+        throw ownDeadlinePassed() ? overDeadline(lastError) : lastError;
+      }
+      if (options.beforeAttempt) {
+        try {
+          await options.beforeAttempt(signal);
+        } catch (error) {
+          throw ownDeadlinePassed() ? overDeadline(lastError ?? error) : error;
+        }
+      }
+      if (timer === undefined) {
+        startedAt = performance.now();
+        timer = setTimeout(() => deadline.abort(new CallDeadlineError(operation, deadlineMs)), deadlineMs);
+      }
       try {
-        await sleep(delayMs, signal);
-      } catch {
-        // The wait was aborted: the caller is out of time, so report the failure that made us wait.
-        throw error;
+        return await fn(signal);
+      } catch (error) {
+        lastError = error;
+        if (signal.aborted) {
+          // Cut off in flight: a write may have landed, a read simply has no answer.
+          if (kind === 'write') throw new OutcomeUnknownError(operation, { cause: error });
+          throw ownDeadlinePassed() ? overDeadline(error) : error;
+        }
+        const verdict = verdictFor(error, kind);
+        if (verdict === 'outcome-unknown') throw new OutcomeUnknownError(operation, { cause: error });
+        if (verdict === 'final' || attempt === maxAttempts) throw error;
+        if (isTimeoutError(error) && ++timedOut >= maxTimedOut) throw error;
+        const delayMs = backoffDelay(attempt, random, options.baseDelayMs, options.maxDelayMs);
+        // Waiting past the deadline only to be cut off: give up now, with the reason.
+        if (performance.now() - startedAt + delayMs >= deadlineMs) throw overDeadline(error);
+        log.debug('retrying AWS call', {
+          operation: options.operation,
+          attempt,
+          maxAttempts,
+          delayMs,
+          errorCode: errorCode(error),
+        });
+        try {
+          await sleep(delayMs, signal);
+        } catch {
+          // The wait was aborted: the caller is out of time, so report the failure that made us wait.
+          throw ownDeadlinePassed() ? overDeadline(error) : error;
+        }
       }
     }
+  } finally {
+    clearTimeout(timer);
   }
   // Only reachable with maxAttempts < 1, which parseMaxAttempts rules out for the default.
   throw lastError ?? new RangeError(`maxAttempts must be >= 1, got ${maxAttempts}`);

@@ -12,6 +12,7 @@ import { awsClients } from './clients.ts';
 import { type AdapterDeps, chunk, makeCall, paginate } from './common.ts';
 import { createImageActions, FILTER_VALUES_PER_CALL } from './ec2.ts';
 import { defaultLimiter } from './limiter.ts';
+import { isUnsupportedAction } from './retry.ts';
 import { createSharing, toSnapshot } from './sharing.ts';
 
 /** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
@@ -25,29 +26,6 @@ const VOLUME_PAGE_SIZE = 500;
  * keeps a snapshot too long costs cents, one that lets a deletion through costs data.
  */
 const EXPIRED_LOCK_STATE = 'expired';
-
-/** What EC2 answers for an action the endpoint does not have (older partitions, emulators). */
-const UNSUPPORTED_CODES = new Set(['InvalidAction', 'UnsupportedOperation']);
-/** errorCode() of an SDK error that carried no AWS error code at all. */
-const CODELESS_NAMES = new Set(['Error', 'UnknownError', 'Unknown']);
-
-function httpStatus(error: unknown): number | undefined {
-  if (error === null || typeof error !== 'object') return undefined;
-  const status = (error as { $metadata?: { httpStatusCode?: unknown } }).$metadata?.httpStatusCode;
-  return typeof status === 'number' ? status : undefined;
-}
-
-/**
- * Whether the endpoint simply lacks the action. moto answers calls it does not implement with an
- * HTML 500 page, which the SDK cannot parse: a generic Error with no AWS code and only the status.
- * A 5xx that does carry a code (InternalError, ServiceUnavailable) is a real failure, not this.
- */
-function isUnsupportedAction(error: unknown): boolean {
-  const code = errorCode(error);
-  if (UNSUPPORTED_CODES.has(code)) return true;
-  const status = httpStatus(error);
-  return status !== undefined && status >= 500 && status <= 599 && CODELESS_NAMES.has(code);
-}
 
 /** A failed enumeration must stop the run: a missing fact never reads as "not locked" or "gone". */
 async function inventoryStep<T>(description: string, step: () => Promise<T>): Promise<T> {

@@ -1,13 +1,43 @@
 import { describe, expect, it, vi } from 'vitest';
+import { CONNECTION_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from '../../src/adapters/http.ts';
 import {
   backoffDelay,
+  CALL_DEADLINE_MS,
+  CallDeadlineError,
   DEFAULT_MAX_ATTEMPTS,
+  isNonAwsServerError,
   isThrottlingError,
   isTransientError,
+  isUnsupportedAction,
+  MAX_TIMED_OUT_ATTEMPTS,
+  operationKind,
   parseMaxAttempts,
   withRetry,
 } from '../../src/adapters/retry.ts';
+import { OutcomeUnknownError } from '../../src/errors.ts';
 import { awsError, recordingLog, recordingSleep, unparseableServerError } from './aws-fakes.ts';
+
+/** What @smithy/node-http-handler throws when requestTimeout passes with throwOnRequestTimeout set. */
+function requestTimeout(): Error {
+  return Object.assign(new Error('a request has exceeded the configured 12000 ms requestTimeout.'), {
+    name: 'TimeoutError',
+    code: 'ETIMEDOUT',
+  });
+}
+
+/** An attempt that only ends when its signal aborts, as the SDK's send does against a silent endpoint. */
+function hangUntilAborted() {
+  return vi.fn(
+    (signal: AbortSignal) =>
+      new Promise<never>((_, reject) => {
+        signal.addEventListener('abort', () =>
+          reject(
+            Object.assign(new Error('Request aborted', { cause: signal.reason }), { name: 'AbortError' }),
+          ),
+        );
+      }),
+  );
+}
 
 function failingThen<T>(errors: unknown[], value: T) {
   return vi.fn(async () => {
@@ -67,7 +97,6 @@ describe('withRetry', () => {
 
   it.each([
     ['a 5xx with an AWS code', awsError('InternalError', 500)],
-    ['an unparseable HTML 500', unparseableServerError()],
     ['a connection reset', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
     ['a socket timeout', Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' })],
     ['an SDK TimeoutError', Object.assign(new Error('timed out'), { name: 'TimeoutError' })],
@@ -83,6 +112,21 @@ describe('withRetry', () => {
     // Assess
     expect(result).toBe('ok');
     expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it("does not retry a 5xx whose body is not an AWS error (moto's HTML page for an unimplemented action)", async () => {
+    // Prepare
+    const { delays, sleep } = recordingSleep();
+    const page = unparseableServerError();
+    const fn = failingThen([page], 'never');
+
+    // Act
+    const outcome = withRetry(fn, { sleep, maxAttempts: 8, operation: 'DescribeLockedSnapshots' });
+
+    // Assess
+    await expect(outcome).rejects.toBe(page);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(delays).toEqual([]);
   });
 
   it('makes a single attempt when maxAttempts is 1, as the integration tests configure', async () => {
@@ -193,6 +237,305 @@ describe('error classification', () => {
 
   it('never retries an aborted call, whatever its status', () => {
     expect(isTransientError(awsError('AbortError', 500))).toBe(false);
+  });
+});
+
+describe('withRetry deadlines', () => {
+  it('retries a timed-out read once, then gives up with the timeout', async () => {
+    // Prepare
+    const { delays, sleep } = recordingSleep();
+    const last = requestTimeout();
+    const fn = failingThen([requestTimeout(), last, requestTimeout()], 'never');
+
+    // Act
+    const outcome = withRetry(fn, {
+      sleep,
+      maxAttempts: 8,
+      operation: 'DescribeImages',
+      log: recordingLog(),
+    });
+
+    // Assess
+    await expect(outcome).rejects.toBe(last);
+    expect(fn).toHaveBeenCalledTimes(MAX_TIMED_OUT_ATTEMPTS);
+    expect(delays).toHaveLength(MAX_TIMED_OUT_ATTEMPTS - 1);
+  });
+
+  it('still retries other transient errors after a timeout, up to maxAttempts', async () => {
+    // Prepare
+    const { sleep } = recordingSleep();
+    const fn = failingThen(
+      [requestTimeout(), awsError('InternalError', 500), awsError('ServiceUnavailable', 503)],
+      'ok',
+    );
+
+    // Act
+    const result = await withRetry(fn, {
+      sleep,
+      maxAttempts: 8,
+      operation: 'DescribeImages',
+      log: recordingLog(),
+    });
+
+    // Assess
+    expect(result).toBe('ok');
+    expect(fn).toHaveBeenCalledTimes(4);
+  });
+
+  it('cuts off an attempt in flight at the deadline and says so, keeping the abort as the cause', async () => {
+    // Prepare
+    const fn = hangUntilAborted();
+    const started = performance.now();
+
+    // Act
+    const outcome = withRetry(fn, { deadlineMs: 50, operation: 'DescribeImages' });
+
+    // Assess
+    const error = await outcome.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(CallDeadlineError);
+    expect(error).toMatchObject({ operation: 'DescribeImages', deadlineMs: 50 });
+    expect((error as Error).cause).toMatchObject({ name: 'AbortError' });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it('gives up at once when the next wait would pass the deadline, instead of sleeping into it', async () => {
+    // Prepare
+    const { delays, sleep } = recordingSleep();
+    const unavailable = awsError('ServiceUnavailable', 503);
+    const fn = failingThen([unavailable], 'never');
+
+    // Act
+    const outcome = withRetry(fn, {
+      sleep,
+      random: () => 0.5,
+      baseDelayMs: 10_000,
+      deadlineMs: 1_000,
+      operation: 'DescribeImages',
+    });
+
+    // Assess
+    await expect(outcome).rejects.toSatisfy(
+      (error) => error instanceof CallDeadlineError && error.cause === unavailable,
+    );
+    expect(delays).toEqual([]);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it("reports the caller's abort mid-flight of a read unchanged, not as the call's deadline", async () => {
+    // Prepare
+    const controller = new AbortController();
+    const fn = hangUntilAborted();
+
+    // Act
+    const outcome = withRetry(fn, { signal: controller.signal, operation: 'DescribeImages' });
+    setTimeout(() => controller.abort(new Error('lambda out of time')), 10);
+
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
+  it('starts the deadline after the first wait for a rate-limit token, and waits before every attempt', async () => {
+    // Prepare
+    const { sleep } = recordingSleep();
+    const beforeAttempt = vi.fn(async (signal: AbortSignal) => {
+      if (beforeAttempt.mock.calls.length === 1) await new Promise((resolve) => setTimeout(resolve, 80));
+      expect(signal.aborted).toBe(false);
+    });
+    const fn = failingThen([awsError('Throttling', 400)], 'ok');
+
+    // Act
+    const result = await withRetry(fn, {
+      sleep,
+      random: () => 0,
+      beforeAttempt,
+      deadlineMs: 40,
+      operation: 'DescribeImages',
+      log: recordingLog(),
+    });
+
+    // Assess
+    expect(result).toBe('ok');
+    expect(beforeAttempt).toHaveBeenCalledTimes(2);
+  });
+
+  it('throws a failed wait for a token as it is, without sending', async () => {
+    // Prepare
+    const refused = new Error('limiter gave up');
+    const fn = vi.fn(async () => 'never');
+
+    // Act
+    const outcome = withRetry(fn, {
+      beforeAttempt: async () => Promise.reject(refused),
+      operation: 'DeleteSnapshot',
+    });
+
+    // Assess
+    await expect(outcome).rejects.toBe(refused);
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('fits the default timed-out attempts inside the call deadline, and the deadline well inside two minutes', () => {
+    const worstTimedOutAttempts = MAX_TIMED_OUT_ATTEMPTS * (CONNECTION_TIMEOUT_MS + REQUEST_TIMEOUT_MS);
+    expect(worstTimedOutAttempts).toBeLessThan(CALL_DEADLINE_MS);
+    expect(CALL_DEADLINE_MS).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('withRetry by operation kind', () => {
+  const NON_IDEMPOTENT = ['DeregisterImage', 'DeleteSnapshot', 'DisableImage', 'EnableImage', 'SendMessage'];
+  const AMBIGUOUS: [string, () => unknown][] = [
+    ['a request timeout', requestTimeout],
+    [
+      'a connection reset',
+      () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', name: 'TimeoutError' }),
+    ],
+    ['a 5xx with an AWS code', () => awsError('InternalError', 500)],
+    ['a 5xx without one', unparseableServerError],
+    ['an error the SDK marks $retryable', () => Object.assign(awsError('Weird', 400), { $retryable: {} })],
+  ];
+
+  it.each(
+    NON_IDEMPOTENT.flatMap((operation) =>
+      AMBIGUOUS.map(([label, make]) => [operation, label, make] as const),
+    ),
+  )('never resends %s after %s: it may have taken effect', async (operation, _label, make) => {
+    // Prepare
+    const { delays, sleep } = recordingSleep();
+    const failure = make();
+    const fn = failingThen([failure], 'never');
+
+    // Act
+    const outcome = withRetry(fn, { sleep, maxAttempts: 8, operation, log: recordingLog() });
+
+    // Assess
+    const error = await outcome.catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect(error).toMatchObject({ operation });
+    expect((error as Error).cause).toBe(failure);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(delays).toEqual([]);
+  });
+
+  it.each([
+    ['throttled', awsError('RequestLimitExceeded', 503)],
+    ['refused a connection', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })],
+    ['found no such host', Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' })],
+    ['failed a DNS lookup for now', Object.assign(new Error('getaddrinfo EAI_AGAIN'), { code: 'EAI_AGAIN' })],
+  ])('resends DeregisterImage that was %s: it certainly did nothing', async (_label, failure) => {
+    // Prepare
+    const { sleep } = recordingSleep();
+    const fn = failingThen([failure], 'done');
+
+    // Act
+    const result = await withRetry(fn, { sleep, operation: 'DeregisterImage', log: recordingLog() });
+
+    // Assess
+    expect(result).toBe('done');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('throws a definite answer to a write unchanged', async () => {
+    // Prepare
+    const gone = awsError('InvalidAMIID.NotFound', 400);
+    const fn = failingThen([gone], 'never');
+
+    // Act
+    const outcome = withRetry(fn, { operation: 'DeregisterImage' });
+
+    // Assess
+    await expect(outcome).rejects.toBe(gone);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it('reports a write that the deadline cut off in flight as outcome unknown', async () => {
+    // Prepare
+    const fn = hangUntilAborted();
+
+    // Act
+    const outcome = withRetry(fn, { deadlineMs: 30, operation: 'DeleteSnapshot' });
+
+    // Assess
+    await expect(outcome).rejects.toBeInstanceOf(OutcomeUnknownError);
+  });
+
+  it("reports a write that the caller's signal cut off in flight as outcome unknown", async () => {
+    // Prepare
+    const controller = new AbortController();
+    const fn = hangUntilAborted();
+
+    // Act
+    const outcome = withRetry(fn, { signal: controller.signal, operation: 'SendMessage' });
+    setTimeout(() => controller.abort(new Error('lambda out of time')), 10);
+
+    // Assess
+    await expect(outcome).rejects.toSatisfy(
+      (error) => error instanceof OutcomeUnknownError && error.operation === 'SendMessage',
+    );
+  });
+
+  it.each(['CreateTags', 'DeleteTags', 'EnableImageDeprecation', 'ModifySnapshotAttribute', 'PutParameter'])(
+    'resends the idempotent %s after a timeout, as a read',
+    async (operation) => {
+      // Prepare
+      const { sleep } = recordingSleep();
+      const fn = failingThen([requestTimeout(), awsError('InternalError', 500)], 'ok');
+
+      // Act
+      const result = await withRetry(fn, { sleep, operation, log: recordingLog() });
+
+      // Assess
+      expect(result).toBe('ok');
+      expect(fn).toHaveBeenCalledTimes(3);
+    },
+  );
+});
+
+describe('operationKind', () => {
+  it.each([
+    ['DescribeImages', 'read'],
+    ['GetCallerIdentity', 'read'],
+    ['ListTagsForResource', 'read'],
+    ['LookupEvents', 'read'],
+    ['CreateTags', 'idempotent-write'],
+    ['DeleteTags', 'idempotent-write'],
+    ['EnableImageDeprecation', 'idempotent-write'],
+    ['DisableImageDeprecation', 'idempotent-write'],
+    ['ModifyImageAttribute', 'idempotent-write'],
+    ['ModifySnapshotAttribute', 'idempotent-write'],
+    ['PutParameter', 'idempotent-write'],
+    ['DeregisterImage', 'write'],
+    ['DeleteSnapshot', 'write'],
+    ['DisableImage', 'write'],
+    ['EnableImage', 'write'],
+    ['SendMessage', 'write'],
+    ['SomethingAddedLater', 'write'],
+  ])('classifies %s as %s', (operation, kind) => {
+    expect(operationKind(operation)).toBe(kind);
+  });
+});
+
+describe('non-AWS error bodies', () => {
+  it('recognises a 5xx without an AWS code, and only that, as not an AWS answer', () => {
+    expect(isNonAwsServerError(unparseableServerError())).toBe(true);
+    expect(isNonAwsServerError(awsError('UnknownError', 502))).toBe(true);
+    expect(isNonAwsServerError(awsError('InternalError', 500))).toBe(false);
+    expect(isNonAwsServerError(Object.assign(new Error('x'), { $metadata: { httpStatusCode: 400 } }))).toBe(
+      false,
+    );
+    expect(isNonAwsServerError(requestTimeout())).toBe(false);
+  });
+
+  it('reads an unsupported action from its code or from a non-AWS 5xx', () => {
+    expect(isUnsupportedAction(awsError('InvalidAction', 400))).toBe(true);
+    expect(isUnsupportedAction(awsError('UnsupportedOperation', 400))).toBe(true);
+    expect(isUnsupportedAction(unparseableServerError())).toBe(true);
+    expect(isUnsupportedAction(awsError('InternalError', 500))).toBe(false);
+    expect(isUnsupportedAction(awsError('RequestLimitExceeded', 503))).toBe(false);
+  });
+
+  it('counts its own deadline as transient, so callers do not mistake it for an answer', () => {
+    expect(isTransientError(new CallDeadlineError('DescribeImages', 1))).toBe(true);
   });
 });
 
