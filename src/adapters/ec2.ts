@@ -33,6 +33,7 @@ import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Image, ImageState, Reference } from '../model.ts';
 import { awsClients } from './clients.ts';
+import { describeSnapshotsById } from './snapshot-shape.ts';
 
 export type { AdapterDeps } from './common.ts';
 
@@ -731,6 +732,8 @@ export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
         ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }), options),
       );
     },
+
+    describeSnapshots: (snapshotIds) => describeSnapshotsById(ec2, call, snapshotIds),
   };
 }
 

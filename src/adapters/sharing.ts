@@ -1,4 +1,4 @@
-import type { CreateVolumePermission, Snapshot as Ec2Snapshot, LaunchPermission } from '@aws-sdk/client-ec2';
+import type { CreateVolumePermission, LaunchPermission } from '@aws-sdk/client-ec2';
 import {
   DescribeImageAttributeCommand,
   DescribeSnapshotAttributeCommand,
@@ -8,10 +8,11 @@ import {
 } from '@aws-sdk/client-ec2';
 import type { SharingPort } from '../core/ports.ts';
 import { errorCode } from '../errors.ts';
-import type { SharePermissions, Snapshot } from '../model.ts';
+import type { SharePermissions } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, makeCall } from './common.ts';
 import { createTagging, single } from './ec2.ts';
+import { toSnapshot } from './snapshot-shape.ts';
 
 const MISSING_SNAPSHOT_CODES = new Set(['InvalidSnapshot.NotFound', 'InvalidSnapshotID.Malformed']);
 
@@ -36,23 +37,7 @@ export function toPermissions(
   return permissions;
 }
 
-export function toSnapshot(raw: Ec2Snapshot): Snapshot | undefined {
-  if (!raw.SnapshotId || !raw.StartTime) return undefined;
-  const tags: Record<string, string> = {};
-  for (const tag of raw.Tags ?? []) if (tag.Key !== undefined) tags[tag.Key] = tag.Value ?? '';
-  return {
-    snapshotId: raw.SnapshotId,
-    ownerId: raw.OwnerId ?? '',
-    ...(raw.VolumeId ? { volumeId: raw.VolumeId } : {}),
-    volumeSizeGiB: raw.VolumeSize ?? 0,
-    ...(raw.FullSnapshotSizeInBytes === undefined ? {} : { fullSizeBytes: raw.FullSnapshotSizeInBytes }),
-    startTime: new Date(raw.StartTime),
-    description: raw.Description ?? '',
-    state: raw.State ?? 'unknown',
-    tags,
-    ...(raw.StorageTier ? { storageTier: raw.StorageTier } : {}),
-  };
-}
+export { toSnapshot };
 
 export function createSharing(deps: AdapterDeps = {}): SharingPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;

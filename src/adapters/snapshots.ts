@@ -9,11 +9,12 @@ import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Snapshot } from '../model.ts';
 import { awsClients } from './clients.ts';
-import { type AdapterDeps, chunk, makeCall, paginate } from './common.ts';
-import { createImageActions, FILTER_VALUES_PER_CALL } from './ec2.ts';
+import { type AdapterDeps, makeCall, paginate } from './common.ts';
+import { createImageActions } from './ec2.ts';
 import { defaultLimiter } from './limiter.ts';
 import { isUnsupportedAction } from './retry.ts';
-import { createSharing, toSnapshot } from './sharing.ts';
+import { createSharing } from './sharing.ts';
+import { describeSnapshotsById, toSnapshot } from './snapshot-shape.ts';
 
 /** DescribeSnapshots and DescribeLockedSnapshots accept 5 to 1,000; DescribeVolumes 5 to 500. */
 const SNAPSHOT_PAGE_SIZE = 1000;
@@ -45,29 +46,7 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
   let lockApiUnsupported = false;
 
   return {
-    async describeSnapshots(snapshotIds) {
-      const snapshots: Snapshot[] = [];
-      // A snapshot-id filter leaves out ids that are gone instead of failing the call.
-      for (const ids of chunk([...new Set(snapshotIds)], FILTER_VALUES_PER_CALL)) {
-        await paginate(
-          'DescribeSnapshots',
-          (NextToken) =>
-            call('DescribeSnapshots', (options) =>
-              ec2.send(
-                new DescribeSnapshotsCommand({ Filters: [{ Name: 'snapshot-id', Values: ids }], NextToken }),
-                options,
-              ),
-            ),
-          (page) => {
-            for (const raw of page.Snapshots ?? []) {
-              const snapshot = toSnapshot(raw);
-              if (snapshot) snapshots.push(snapshot);
-            }
-          },
-        );
-      }
-      return snapshots;
-    },
+    describeSnapshots: (snapshotIds) => describeSnapshotsById(ec2, call, snapshotIds),
 
     async listOwnedSnapshots(accountId) {
       return inventoryStep("list the account's snapshots", async () => {

@@ -35,9 +35,11 @@ export interface RunTotals {
   findings: number;
   /** Actions that would run: planned (plan) or skipped by dry run (apply with dryRun). */
   pending: number;
+  /** Images marked and unmarked; snapshots have snapshotsMarked and snapshotsUnmarked. */
   marked: number;
   unmarked: number;
   deregistered: number;
+  /** Actions on images and snapshots alike that found their resource gone, were vetoed, failed or never started. */
   alreadyGone: number;
   skipped: number;
   failed: number;
@@ -129,6 +131,9 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
   const all: { action: { kind: string }; status: string }[] = [...outcomes, ...snapshotOutcomes];
   const count = (kind: string, ...statuses: string[]) =>
     all.filter((o) => (kind === '*' || o.action.kind === kind) && statuses.includes(o.status)).length;
+  // Images and snapshots each have their own mark counters (marked, snapshotsMarked).
+  const countImages = (kind: string, status: string) =>
+    outcomes.filter((o) => o.action.kind === kind && o.status === status).length;
   const countSnapshots = (kind: string, status: string) =>
     snapshotOutcomes.filter((o) => o.action.kind === kind && o.status === status).length;
   const imageSnapshots = outcomes.flatMap((o) => o.snapshots);
@@ -159,8 +164,8 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
       eligible: plan.decisions.filter((d) => d.verdict === 'expire').length,
       findings: findings.length + (meta.accountFindings?.length ?? 0),
       pending: count('*', 'planned', 'dry-run'),
-      marked: count('mark', 'done'),
-      unmarked: count('unmark', 'done'),
+      marked: countImages('mark', 'done'),
+      unmarked: countImages('unmark', 'done'),
       deregistered: count('deregister', 'done'),
       alreadyGone: count('*', 'already-gone'),
       skipped: count('*', 'skipped'),
