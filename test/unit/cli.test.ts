@@ -117,15 +117,21 @@ describe('ami-janitor CLI', () => {
     expect(result.stderr).toContain("--as-of 'next week' is not a date");
   });
 
-  it('apply --as-of acts on the given clock, as an operator ageing a test account would', async () => {
+  it('apply --as-of a past date acts on that clock; a future one is refused (a forecast is for plans)', async () => {
+    // Prepare
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+
     // Act
-    const result = await run('apply', '--demo', '--yes', '--json', '--as-of', '2030-01-01');
+    const past = await run('apply', '--demo', '--yes', '--json', '--as-of', yesterday);
+    const future = await run('apply', '--demo', '--yes', '--json', '--as-of', '2030-01-01');
 
     // Assess
-    expect(result.code).toBe(EXIT.ok);
-    const report = JSON.parse(result.stdout) as RunReport;
-    expect(report.asOf).toBe('2030-01-01T00:00:00.000Z');
+    expect(past.code).toBe(EXIT.ok);
+    const report = JSON.parse(past.stdout) as RunReport;
+    expect(report.asOf).toBe(`${yesterday}T00:00:00.000Z`);
     expect(report.totals.marked).toBeGreaterThan(0);
+    expect(future.code).toBe(EXIT.usage);
+    expect(future.stdout).toBe('');
   });
 
   it('apply without --yes on a non-terminal stdin exits 64 and changes nothing', async () => {
