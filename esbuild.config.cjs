@@ -1,14 +1,31 @@
 // Bundling options for serverless-esbuild (custom.esbuild.config in serverless.yml).
-// The policy is read here, at package time, and compiled into each handler as JSON: the policy
-// ships with the deployment, and the handlers need no YAML parser (a tenth of their size).
-const { readFileSync } = require('node:fs');
+// The policy is read and validated here, at package time, and compiled into each handler as JSON:
+// the policy ships with the deployment, and the handlers need no YAML parser (a tenth of their size).
+const { spawnSync } = require('node:child_process');
 const { join } = require('node:path');
-const { parse } = require('yaml');
+const { pathToFileURL } = require('node:url');
 const { sdkSchemaKeys } = require('./scripts/build/sdk-schema-keys.cjs');
 
+/**
+ * The policy as the CLI reads it: the same size and file checks, the same strict schema. A bad
+ * policy fails the package with the CLI's message, instead of failing every cold start after a
+ * deploy. It runs in a child Node because the policy code is TypeScript in ES modules.
+ */
+function validatedPolicy(serviceDir) {
+  const policyPath = join(serviceDir, 'policy.yml');
+  const loader = pathToFileURL(join(__dirname, 'src', 'config', 'policy-file.ts')).href;
+  const script = `const { loadPolicyFile } = await import(${JSON.stringify(loader)});
+try { process.stdout.write(JSON.stringify(await loadPolicyFile(${JSON.stringify(policyPath)}))); }
+catch (error) { process.stderr.write(error.message); process.exit(78); }`;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (child.status !== 0) {
+    throw new Error(`policy.yml cannot be deployed: ${child.stderr.trim() || `exit ${child.status}`}`);
+  }
+  return JSON.parse(child.stdout);
+}
+
 module.exports = (serverless) => {
-  const policyPath = join(serverless.config.serviceDir, 'policy.yml');
-  const policy = parse(readFileSync(policyPath, 'utf8')) ?? {};
+  const policy = validatedPolicy(serverless.config.serviceDir);
   return {
     bundle: true,
     minify: true,
