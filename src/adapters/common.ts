@@ -31,13 +31,14 @@ export type Call = <T>(
 
 /**
  * Every AWS call goes through this: paced by the limiter, retried by withRetry as the operation
- * allows, and sent with a signal that carries both the caller's deadline and the call's own.
+ * allows and within its deadline, and sent with the caller's signal.
  */
 export function makeCall(deps: AdapterDeps): Call {
+  const sendOptions = deps.signal ? { abortSignal: deps.signal } : {};
   const log = deps.log ?? deps.retry?.log;
   const limiter = deps.limiter ?? defaultLimiter;
   return (operation, send) =>
-    withRetry((abortSignal) => send({ abortSignal }), {
+    withRetry(() => send(sendOptions), {
       ...deps.retry,
       ...(log ? { log } : {}),
       ...(deps.signal ? { signal: deps.signal } : {}),

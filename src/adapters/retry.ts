@@ -53,8 +53,8 @@ export const DEFAULT_BASE_DELAY_MS = 200;
 export const DEFAULT_MAX_DELAY_MS = 20_000;
 
 /**
- * The whole call, every attempt and wait included: two timed-out attempts (2 × 12 s) fit with room
- * for a few quick retries, and it stays well inside the two minutes anyone will wait for one call.
+ * No retry starts after this, counted from the first send: two timed-out attempts (2 × 12 s) fit
+ * with room for quick retries, and with the last attempt's 12 s a call still ends within a minute.
  */
 export const CALL_DEADLINE_MS = 45_000;
 
@@ -108,7 +108,10 @@ export function operationKind(operation: string): OperationKind {
   return 'write';
 }
 
-/** The whole call, retries included, ran out of its deadline before any attempt succeeded. */
+/**
+ * The deadline stopped the retries before any attempt succeeded. A write only gets here after
+ * attempts that certainly did nothing (anything else is OutcomeUnknownError), so it did not happen.
+ */
 export class CallDeadlineError extends Error {
   override name = 'CallDeadlineError';
   readonly operation: string;
@@ -134,7 +137,10 @@ export interface RetryOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Injected in tests; must return a number in [0, 1). */
   random?: () => number;
-  /** Once aborted, no further attempt is made and the last error is thrown. */
+  /**
+   * Once aborted, no further attempt is made and the last error is thrown; a write it cuts off in
+   * flight is thrown as OutcomeUnknownError.
+   */
   signal?: AbortSignal;
   /**
    * Named in the debug log of each retry, e.g. `DescribeImages`, and decides what may be retried
@@ -145,7 +151,7 @@ export interface RetryOptions {
    * Runs before each attempt, e.g. to wait for a rate-limit token. Its failure sends nothing, so
    * it is thrown as it is; the first one's wait does not count against the deadline.
    */
-  beforeAttempt?: (signal: AbortSignal) => Promise<void>;
+  beforeAttempt?: (signal: AbortSignal | undefined) => Promise<void>;
   log?: Log;
 }
 
@@ -241,85 +247,70 @@ const defaultSleep = async (ms: number, signal?: AbortSignal): Promise<void> => 
 
 /**
  * Runs `fn`, retrying what operationKind allows; any other error is thrown at once, unchanged.
- * `fn` gets the signal to pass to `client.send`: the caller's, joined with the call's deadline.
+ *
+ * The deadline is kept between attempts: no retry starts once it has passed, or when its backoff
+ * would pass it. An attempt already in flight is not cut off (the caller's signal, which send
+ * gets unchanged, is the only thing that does), but the HTTP timeouts bound it, so a call ends
+ * within deadlineMs + REQUEST_TIMEOUT_MS.
  *
  * Thrown: the last error when retries are used up or not allowed; CallDeadlineError (cause: the
  * last error) when the deadline ends the call; OutcomeUnknownError when a non-idempotent write
  * failed in a way that may have taken effect (a timeout, a reset, a 5xx, an abort mid-flight).
  */
-export async function withRetry<T>(
-  fn: (signal: AbortSignal) => Promise<T>,
-  options: RetryOptions = {},
-): Promise<T> {
+export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const maxTimedOut = options.maxTimedOutAttempts ?? MAX_TIMED_OUT_ATTEMPTS;
   const deadlineMs = options.deadlineMs ?? CALL_DEADLINE_MS;
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
+  const { signal } = options;
   const log = options.log ?? logger;
   const operation = options.operation ?? 'AWS call';
   const kind = options.operation === undefined ? 'read' : operationKind(options.operation);
 
-  const caller = options.signal;
-  const deadline = new AbortController();
-  const signal = caller ? AbortSignal.any([caller, deadline.signal]) : deadline.signal;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let startedAt = 0;
-  const ownDeadlinePassed = () => deadline.signal.aborted && !caller?.aborted;
+  let startedAt: number | undefined;
+  const elapsed = () => (startedAt === undefined ? 0 : performance.now() - startedAt);
   const overDeadline = (cause: unknown) => new CallDeadlineError(operation, deadlineMs, { cause });
 
   let lastError: unknown;
   let timedOut = 0;
-  try {
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      if (signal.aborted) {
-        if (attempt === 1) throw signal.reason;
-        throw ownDeadlinePassed() ? overDeadline(lastError) : lastError;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    if (signal?.aborted) throw attempt === 1 ? signal.reason : lastError;
+    // Its failure sent nothing, so it is thrown as it is.
+    await options.beforeAttempt?.(signal);
+    // A retry whose wait for a token ran past the deadline is not sent.
+    if (attempt > 1 && elapsed() >= deadlineMs) throw overDeadline(lastError);
+    startedAt ??= performance.now();
+    try {
+      return await fn();
+    } catch (error) {
+      lastError = error;
+      if (signal?.aborted) {
+        // Cut off in flight: a write may have landed, a read simply has no answer.
+        if (kind === 'write') throw new OutcomeUnknownError(operation, { cause: error });
+        throw error;
       }
-      if (options.beforeAttempt) {
-        try {
-          await options.beforeAttempt(signal);
-        } catch (error) {
-          throw ownDeadlinePassed() ? overDeadline(lastError ?? error) : error;
-        }
-      }
-      if (timer === undefined) {
-        startedAt = performance.now();
-        timer = setTimeout(() => deadline.abort(new CallDeadlineError(operation, deadlineMs)), deadlineMs);
-      }
+      const verdict = verdictFor(error, kind);
+      if (verdict === 'outcome-unknown') throw new OutcomeUnknownError(operation, { cause: error });
+      if (verdict === 'final' || attempt === maxAttempts) throw error;
+      if (isTimeoutError(error) && ++timedOut >= maxTimedOut) throw error;
+      const delayMs = backoffDelay(attempt, random, options.baseDelayMs, options.maxDelayMs);
+      // Waiting past the deadline only to give up then: give up now, with the reason.
+      if (elapsed() + delayMs >= deadlineMs) throw overDeadline(error);
+      log.debug('retrying AWS call', {
+        operation: options.operation,
+        attempt,
+        maxAttempts,
+        delayMs,
+        errorCode: errorCode(error),
+      });
       try {
-        return await fn(signal);
-      } catch (error) {
-        lastError = error;
-        if (signal.aborted) {
-          // Cut off in flight: a write may have landed, a read simply has no answer.
-          if (kind === 'write') throw new OutcomeUnknownError(operation, { cause: error });
-          throw ownDeadlinePassed() ? overDeadline(error) : error;
-        }
-        const verdict = verdictFor(error, kind);
-        if (verdict === 'outcome-unknown') throw new OutcomeUnknownError(operation, { cause: error });
-        if (verdict === 'final' || attempt === maxAttempts) throw error;
-        if (isTimeoutError(error) && ++timedOut >= maxTimedOut) throw error;
-        const delayMs = backoffDelay(attempt, random, options.baseDelayMs, options.maxDelayMs);
-        // Waiting past the deadline only to be cut off: give up now, with the reason.
-        if (performance.now() - startedAt + delayMs >= deadlineMs) throw overDeadline(error);
-        log.debug('retrying AWS call', {
-          operation: options.operation,
-          attempt,
-          maxAttempts,
-          delayMs,
-          errorCode: errorCode(error),
-        });
-        try {
-          await sleep(delayMs, signal);
-        } catch {
-          // The wait was aborted: the caller is out of time, so report the failure that made us wait.
-          throw ownDeadlinePassed() ? overDeadline(error) : error;
-        }
+        await sleep(delayMs, signal);
+      } catch {
+        // The wait was aborted: the caller is out of time, so report the failure that made us wait.
+        throw error;
       }
     }
-  } finally {
-    clearTimeout(timer);
   }
   // Only reachable with maxAttempts < 1, which parseMaxAttempts rules out for the default.
   throw lastError ?? new RangeError(`maxAttempts must be >= 1, got ${maxAttempts}`);
