@@ -282,6 +282,7 @@ export function minimumCalls(
   const reCheck = work ? ceil(work.deregistrationsPlanned, FILTER_VALUES) : 0;
   const snapshotList = Math.max(1, ceil(reference.snapshots, 1000));
   const snapshotReCheck = work ? ceil(work.deletionsPlanned, FILTER_VALUES) : 0;
+  const imageSnapshotReCheck = work ? ceil(work.imageSnapshotsPlanned, FILTER_VALUES) : 0;
   const volumeList =
     policy.snapshots.mode === 'all-unreferenced' ? Math.max(1, ceil(reference.volumes, 500)) : 0;
   // Candidates left undecided (rule not-reached) had no share check: the next invocation reads them.
@@ -343,9 +344,10 @@ export function minimumCalls(
     {
       api: 'DescribeSnapshots',
       decide: snapshotList,
-      act: snapshotReCheck,
-      formula: '⌈snapshots/1000⌉ + ⌈orphan deletions planned/200⌉ (re-check: 200 ids per filter)',
-      chains: inSnapshots(snapshotList, snapshotReCheck),
+      act: snapshotReCheck + imageSnapshotReCheck,
+      formula:
+        '⌈snapshots/1000⌉ + ⌈orphan deletions planned/200⌉ + ⌈snapshots of deregistrations planned/200⌉ (re-checks: 200 ids per filter)',
+      chains: { ...inSnapshots(snapshotList, snapshotReCheck), ...inImages(0, imageSnapshotReCheck) },
     },
     {
       api: 'DescribeLockedSnapshots',
@@ -432,6 +434,8 @@ export function minimumCalls(
 
 interface ActionsDone {
   deregistrationsPlanned: number;
+  /** Snapshots planned to go with their images: read again, 200 per call, before deregistering. */
+  imageSnapshotsPlanned: number;
   deregistrations: number;
   separateSnapshotDeletions: number;
   imageMarks: number;
@@ -455,6 +459,7 @@ function actionsDone(reference: ReferenceEvaluation, report: RunReport | undefin
     const snapshotActions = snapshotPlan?.actions ?? [];
     return {
       deregistrationsPlanned: deregister.length,
+      imageSnapshotsPlanned: deregister.reduce((sum, a) => sum + (a.snapshotIds ?? []).length, 0),
       deregistrations: deregister.length,
       separateSnapshotDeletions: deregister
         .filter((a) => (a.sharedSnapshotIds ?? []).length > 0)
@@ -479,6 +484,9 @@ function actionsDone(reference: ReferenceEvaluation, report: RunReport | undefin
   );
   return {
     deregistrationsPlanned: images.filter((o) => o.action.kind === 'deregister').length,
+    imageSnapshotsPlanned: images
+      .filter((o) => o.action.kind === 'deregister')
+      .reduce((sum, o) => sum + (o.action.snapshotIds ?? []).length, 0),
     deregistrations: deregistered.length,
     separateSnapshotDeletions: deregistered
       .filter((o) => (o.action.sharedSnapshotIds ?? []).length > 0)

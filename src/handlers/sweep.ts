@@ -25,7 +25,7 @@ import type { Log, StateStore } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { alertOnTrailChange } from '../core/trail-alert.ts';
-import { errorCode } from '../errors.ts';
+import { errorCode, OutcomeUnknownError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import {
   boundedNotifier,
@@ -299,7 +299,19 @@ async function handOn(next: Continuation, deps: SweepDependencies): Promise<void
   }
   // Recorded before sending: the message is accepted only if it matches this.
   await deps.continuation.state.put(`${EXPECTED_CONTINUATION_KEY}/${deps.region}`, expectation(next));
-  await deps.continuation.send(next);
+  try {
+    await deps.continuation.send(next);
+  } catch (error) {
+    // Not sent again: a second copy would only be refused as already claimed, and if none arrived
+    // the next scheduled run carries on from the account as it is.
+    if (!(error instanceof OutcomeUnknownError)) throw error;
+    deps.log.warn('run may not continue', {
+      runId: next.runId,
+      reason:
+        'the continuation got no answer from SQS; if it was not sent, the next scheduled run carries on',
+    });
+    return;
+  }
   deps.log.info('run continues', { runId: next.runId, invocation: next.invocation });
 }
 

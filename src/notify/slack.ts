@@ -1,5 +1,6 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { clientTimeouts } from '../adapters/http.ts';
 import type { Log } from '../core/ports.ts';
 import { errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
@@ -443,7 +444,8 @@ export function clearWebhookCache(): void {
 async function cachedParameter(name: string, maxAgeSeconds: number): Promise<string | undefined> {
   const cached = parameterCache.get(name);
   if (cached && cached.expiresAt > Date.now()) return cached.value;
-  ssm ??= new SSMClient({});
+  // The SDK's own retries stay on here (this read has no withRetry); the timeouts bound each attempt.
+  ssm ??= new SSMClient({ ...clientTimeouts() });
   const output = await ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
   const value = output.Parameter?.Value;
   if (maxAgeSeconds > 0) parameterCache.set(name, { value, expiresAt: Date.now() + maxAgeSeconds * 1000 });

@@ -6,6 +6,7 @@ import { type Continuation, continuationSchema, MAX_INVOCATIONS } from '../../sr
 import type { RunReport } from '../../src/core/report.ts';
 import { demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
+import { OutcomeUnknownError } from '../../src/errors.ts';
 import type { SweepResult } from '../../src/handlers/sweep.ts';
 import { memoryState, recordingLog } from './factories.ts';
 
@@ -56,7 +57,7 @@ function expectContinuation(state: ReturnType<typeof memoryState>, message: Cont
   );
 }
 
-function setup() {
+function setup(send?: (next: Continuation) => Promise<void>) {
   // Eight days on, the demo's marks from an earlier run are due: a run with many removals.
   const account = new MemoryAccount(demoAccount(new Date(EVENT_TIME.getTime() - 8 * 86_400_000)));
   const handed: Continuation[] = [];
@@ -69,9 +70,11 @@ function setup() {
       snapshots: { inventory: account, sharing: account, actions: account },
     }),
     continuation: {
-      send: async (next) => {
-        handed.push(next);
-      },
+      send:
+        send ??
+        (async (next) => {
+          handed.push(next);
+        }),
       state,
     },
     policy: { ...parsePolicy(demoPolicyDocument), dryRun: false, graceDays: 0 },
@@ -239,5 +242,22 @@ describe('a sweep that outlasts one invocation', () => {
     expect(account.calls).toEqual([]);
     const rejected = log.entries.find((entry) => entry.message === 'event rejected');
     expect(JSON.stringify(rejected?.extra)).toMatch(/continuation clock/);
+  });
+
+  it('returns its report, and says the run may not continue, when SQS does not answer the hand-over', async () => {
+    // Prepare
+    const { handler, log, state } = setup(async () => {
+      throw new OutcomeUnknownError('SendMessage', {
+        cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }),
+      });
+    });
+
+    // Act
+    const report = asReport(await handler(structuredClone(scheduledSweep), budget(3)));
+
+    // Assess
+    expect(report.complete).toBe(false);
+    expect(log.entries.some((entry) => entry.message === 'run may not continue')).toBe(true);
+    expect(state.values.get('continuation/eu-west-1')).toContain('"invocation":2');
   });
 });
