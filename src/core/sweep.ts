@@ -90,12 +90,13 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
 
   const accountFindings: AccountFinding[] = [];
   const warnings: string[] = [];
-  const trail = await checkTrail(ports, request.region, accountFindings, warnings);
-
+  // CloudTrail and EC2 answer independently: the trail check never holds up the inventory.
+  const trailChecked = checkTrail(ports, request.region, accountFindings, warnings);
   const { accountId, images } = await gatherStep('facts', async () => ({
     accountId: await ports.inventory.accountId(),
     images: await ports.inventory.listOwnedImages(),
   }));
+  const trail = await trailChecked;
   // Images and snapshots are two chains that draw on different API buckets, so they run side by
   // side: references (DescribeImageReferences) → image plan → deregistrations, and snapshot
   // inventory → share checks (DescribeSnapshotAttribute) → snapshot plan → deletions. Nothing
