@@ -62,3 +62,14 @@ export class OutcomeUnknownError extends Error {
     this.operation = operation;
   }
 }
+
+/** The endpoint does not offer this API (an older partition, an emulator): a fact is unknown, not absent. */
+export class UnsupportedApiError extends Error {
+  override name = 'UnsupportedApiError';
+  readonly operation: string;
+
+  constructor(operation: string, options?: ErrorOptions) {
+    super(`${operation} is not supported by this endpoint`, options);
+    this.operation = operation;
+  }
+}

@@ -50,6 +50,49 @@ export interface ImageFacts {
   familySize: number;
   /** Launch permissions, where they were read; otherwise only `Image.public` is known. */
   sharing?: SharePermissions;
+  /** What the image's AMI usage report says, for shared images whose use elsewhere is checked. */
+  usage?: UsageFact;
+}
+
+/** One AMI usage report (CreateImageUsageReport), as far as it has got. */
+export interface ImageUsageReport {
+  reportId: string;
+  imageId: string;
+  /** `pending`, `available` (complete) or `failed`, or whatever EC2 adds later. */
+  state: string;
+  stateReason?: string;
+  createdAt: Date;
+  /** A complete report's entries: uses by account and resource type (`ec2:Instance`, ...). */
+  entries: { accountId: string; resourceType: string; usageCount: number }[];
+}
+
+/** What is known of a shared image's use in other accounts. Only a trusted report can clear it. */
+export type UsageFact =
+  | { status: 'report'; report: ImageUsageReport }
+  /** No report was requested yet, or the one recorded on the image no longer exists. */
+  | { status: 'none'; detail: string }
+  | { status: 'unsupported'; detail: string }
+  | { status: 'error'; errorCode: string; detail: string };
+
+/** An image that was deregistered into the Recycle Bin, and can be restored until it leaves. */
+export interface BinnedImage {
+  imageId: string;
+  name?: string;
+  enteredAt?: Date;
+  leavesAt?: Date;
+}
+
+/** A Recycle Bin retention rule (rbin ListRules), with what it covers. */
+export interface RetentionRule {
+  identifier: string;
+  resourceType: 'EC2_IMAGE' | 'EBS_SNAPSHOT';
+  retentionDays: number;
+  /** A tag-level rule covers resources with any of these tags; an empty list is a Region-level rule. */
+  resourceTags: { key: string; value: string }[];
+  /** A Region-level rule does not cover resources with any of these tags. */
+  excludeTags: { key: string; value: string }[];
+  /** `available` rules retain; `pending` ones do not yet. */
+  status: string;
 }
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
@@ -207,6 +250,8 @@ export interface SnapshotFacts {
   volumeExists?: boolean;
   /** Create-volume permissions; read only for snapshots that would otherwise be orphans. */
   sharing?: SharePermissions | 'unknown';
+  /** Images in the Recycle Bin by id, where the bin could be read: their snapshots are not orphans. */
+  binnedImages?: ReadonlyMap<string, BinnedImage>;
 }
 
 export interface SnapshotDecision {

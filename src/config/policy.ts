@@ -5,7 +5,7 @@ import { exemptTagSchema } from '../rules/exempt-tag.ts';
 import { expiryTagSchema } from '../rules/expiry-tag.ts';
 import { keepLatestSchema } from '../rules/keep-latest.ts';
 import { requiredTagsSchema } from '../rules/required-tags.ts';
-import { MAX_DAYS, perRunCap } from '../rules/schema-parts.ts';
+import { dayCount, MAX_DAYS, perRunCap } from '../rules/schema-parts.ts';
 import { sharingSchema } from '../rules/sharing.ts';
 import { snapshotSchema } from '../rules/snapshot-orphan.ts';
 import { oneLine } from '../text.ts';
@@ -36,6 +36,31 @@ export const policySchema = z.strictObject({
     .min(0)
     .max(MAX_GRACE_DAYS, `at most ${MAX_GRACE_DAYS} days (EC2 deprecates an image at most 10 years ahead)`)
     .default(7),
+  /** The steps between marking and deregistering an image. */
+  removal: z
+    .strictObject({
+      /**
+       * Deprecate a marked image at its removal date. Deprecation hides it from other accounts'
+       * DescribeImages, which tools that pick images by filter notice; false stages by tag alone.
+       */
+      deprecate: z.boolean().default(true),
+      /**
+       * Disable an image (DisableImage: reversible, no launch anywhere) once its grace period is
+       * over, and deregister it this many days later if it is still eligible; null skips the step.
+       */
+      disableDays: dayCount.nullable().default(null),
+    })
+    .prefault({}),
+  /**
+   * An image shared with other accounts, an organisation or an OU may be used there. `check-usage`
+   * removes it only once an AMI usage report shows no use anywhere; `keep` never removes it.
+   */
+  sharedImages: z.enum(['check-usage', 'keep']).default('check-usage'),
+  /**
+   * Usage reports lag (instance activity by up to a day, launch templates by a few): a report
+   * clears an image only when it is at least this old, and younger than the image's mark.
+   */
+  usageReportMinAgeDays: z.number().int().min(0).max(30).default(2),
   maxRemovalsPerRun: perRunCap.default(100),
   maxRemovalsPercent: z.number().gt(0).max(100).nullable().default(null),
   deleteSnapshots: z.boolean().default(true),
@@ -82,8 +107,18 @@ export const IAM_PROTECTED_TAG = 'ami-janitor:keep';
  * test holds them to; an expiry tag under one of these keys would read the janitor's bookkeeping
  * as an expiry date.
  */
+/** When this janitor disabled the image (the disable step), so only it re-enables it. */
+export const DISABLED_AT_TAG = 'ami-janitor:disabled-at';
+/** When this janitor archived the orphan (the archive step). */
+export const ARCHIVED_AT_TAG = 'ami-janitor:archived-at';
+/** The AMI usage report requested for a shared image, as `<report id> <created at>`. */
+export const USAGE_REPORT_TAG = 'ami-janitor:usage-report';
+
 export const JANITOR_STATE_TAGS: readonly string[] = [
   MARKED_AT_TAG,
+  DISABLED_AT_TAG,
+  ARCHIVED_AT_TAG,
+  USAGE_REPORT_TAG,
   'ami-janitor:created-by',
   'ami-janitor:created-by-session',
   'ami-janitor:created-at',

@@ -1,4 +1,12 @@
-import type { Image, Reference, SharePermissions, Snapshot } from '../model.ts';
+import type {
+  BinnedImage,
+  Image,
+  ImageUsageReport,
+  Reference,
+  RetentionRule,
+  SharePermissions,
+  Snapshot,
+} from '../model.ts';
 
 /**
  * The narrow interfaces through which the core reaches AWS. The real implementations live in
@@ -52,6 +60,10 @@ export interface ImageActionsPort {
    * is deregistered, so a snapshot tagged exempt since planning is left out of the deletion.
    */
   describeSnapshots?(snapshotIds: readonly string[]): Promise<Snapshot[]>;
+  /** DisableImage: reversible, and no one anywhere can launch the image any more. */
+  disableImage?(imageId: string): Promise<void>;
+  /** EnableImage: only for an image this janitor disabled. */
+  enableImage?(imageId: string): Promise<void>;
 }
 
 export interface SnapshotInventoryPort {
@@ -67,6 +79,30 @@ export interface SnapshotInventoryPort {
   existingVolumeIds(): Promise<Set<string>>;
   /** Current state of the given snapshots; ids that no longer exist are simply absent. */
   describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]>;
+}
+
+/**
+ * A shared image's use in the accounts it reaches. Where the endpoint lacks an API (older
+ * partitions, emulators), the call throws UnsupportedApiError: never read as "unused".
+ */
+export interface ImageUsagePort {
+  /** Who may launch the image (DescribeImageAttribute launchPermission). */
+  launchPermissions(imageId: string): Promise<SharePermissions>;
+  /**
+   * Starts an AMI usage report over instances and launch templates (and Image Builder recipes
+   * where the API offers them); resolves with its id.
+   */
+  createUsageReport(imageId: string): Promise<string>;
+  /** The report, with its entries once complete; undefined when it no longer exists (reports expire). */
+  usageReport(imageId: string, reportId: string): Promise<ImageUsageReport | undefined>;
+}
+
+/** The undo window: what the Recycle Bin holds and which rules send removals there. */
+export interface RecycleBinPort {
+  /** Every image in the bin, all pages (ListImagesInRecycleBin). */
+  imagesInRecycleBin(): Promise<BinnedImage[]>;
+  /** Retention rules for EC2_IMAGE and EBS_SNAPSHOT, with their tag and exclusion conditions. */
+  retentionRules(): Promise<RetentionRule[]>;
 }
 
 /** Who may use an image or snapshot, and taking that away: the real-time audit's reach into AWS. */

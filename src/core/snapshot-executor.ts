@@ -13,6 +13,8 @@ export interface SnapshotActionsPort
   describeSnapshots(snapshotIds: readonly string[]): Promise<Snapshot[]>;
   /** The steady pace of deletions, where they are paced: how many an invocation can still reach. */
   readonly deletionsPerSecond?: number | undefined;
+  /** ModifySnapshotTier to `archive`: kept at a quarter of the price, restorable, 90 days billed at least. */
+  archiveSnapshot?(snapshotId: string): Promise<void>;
 }
 
 const ORDER: Record<PlannedSnapshotAction['kind'], number> = { unmark: 0, delete: 1, mark: 2 };

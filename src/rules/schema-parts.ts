@@ -20,6 +20,9 @@ export const perRunCap = z
 
 export const tagKey = z.string().min(1).max(128);
 
+/** EBS bills an archived snapshot for 90 days at least, however soon it is deleted. */
+export const ARCHIVE_MINIMUM_DAYS = 90;
+
 /** An EC2 resource carries at most 50 tags, so a longer list of keys could never all be present. */
 export const MAX_TAG_KEYS = 50;
 export const tagKeys = z

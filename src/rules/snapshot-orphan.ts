@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import type { Policy } from '../config/policy.ts';
 import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
-import { dayCount, perRunCap } from './schema-parts.ts';
+import { ARCHIVE_MINIMUM_DAYS, dayCount, MAX_DAYS, perRunCap } from './schema-parts.ts';
 import { isExposed } from './sharing.ts';
 import { snapshotGuard } from './snapshot-guards.ts';
 import { daysBetween } from './types.ts';
@@ -16,6 +16,22 @@ export const snapshotSchema = {
       mode: z.enum(['ami-orphans', 'all-unreferenced']).default('ami-orphans'),
       minAgeDays: dayCount.default(7),
       maxDeletionsPerRun: perRunCap.default(100),
+      /**
+       * `delete` removes an orphan after the grace period; `archive` moves it to the archive tier
+       * (ModifySnapshotTier) instead: a quarter of the price, restorable, billed 90 days at least.
+       */
+      action: z.enum(['delete', 'archive']).default('delete'),
+      /** With `archive`: delete an archived orphan this many days after archiving; never when null. */
+      deleteArchivedAfterDays: z
+        .number()
+        .int()
+        .min(
+          ARCHIVE_MINIMUM_DAYS,
+          `at least ${ARCHIVE_MINIMUM_DAYS} days (the archive tier bills 90 days at least)`,
+        )
+        .max(MAX_DAYS, `at most ${MAX_DAYS} days (100 years)`)
+        .nullable()
+        .default(null),
     })
     .prefault({}),
 };

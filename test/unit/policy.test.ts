@@ -1,6 +1,14 @@
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaultPolicy, JANITOR_STATE_TAGS, MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
+import {
+  ARCHIVED_AT_TAG,
+  DISABLED_AT_TAG,
+  defaultPolicy,
+  JANITOR_STATE_TAGS,
+  MARKED_AT_TAG,
+  parsePolicy,
+  USAGE_REPORT_TAG,
+} from '../../src/config/policy.ts';
 import { loadPolicyFile } from '../../src/config/policy-file.ts';
 import {
   ALERTED_EXPOSURE_TAG,
@@ -288,7 +296,16 @@ describe('parsePolicy tag keys the janitor writes', () => {
   it('knows every tag the janitor keeps its state in', () => {
     // Assess
     expect([...JANITOR_STATE_TAGS].sort()).toEqual(
-      [MARKED_AT_TAG, CREATED_BY_TAG, CREATED_BY_SESSION_TAG, CREATED_AT_TAG, ALERTED_EXPOSURE_TAG].sort(),
+      [
+        MARKED_AT_TAG,
+        DISABLED_AT_TAG,
+        ARCHIVED_AT_TAG,
+        USAGE_REPORT_TAG,
+        CREATED_BY_TAG,
+        CREATED_BY_SESSION_TAG,
+        CREATED_AT_TAG,
+        ALERTED_EXPOSURE_TAG,
+      ].sort(),
     );
   });
 
