@@ -4,7 +4,7 @@ import type { Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
 import { ARCHIVE_MINIMUM_DAYS, dayCount, MAX_DAYS, perRunCap } from './schema-parts.ts';
 import { isExposed } from './sharing.ts';
 import { snapshotGuard } from './snapshot-guards.ts';
-import { daysBetween } from './types.ts';
+import { daysBetween, isoDay } from './types.ts';
 
 export const snapshotSchema = {
   snapshots: z
@@ -58,8 +58,25 @@ type Verdict = Pick<SnapshotDecision, 'verdict' | 'rule' | 'reason'>;
 const keep = (rule: string, reason: string): Verdict => ({ verdict: 'keep', rule, reason });
 
 /**
+ * A deregistered image a retention rule sent to the Recycle Bin is missing from DescribeImages,
+ * so its snapshots look orphaned; restoring it needs them, so they stay until it leaves the bin.
+ * Where the bin could not be read, nothing is known and the snapshot is judged as before.
+ */
+function binnedImageOf(imageId: string, facts: SnapshotFacts, now: Date): Verdict | undefined {
+  const binned = facts.binnedImages?.get(imageId);
+  if (!binned) return undefined;
+  if (binned.leavesAt && binned.leavesAt.getTime() <= now.getTime()) return undefined;
+  const until = binned.leavesAt ? ` until ${isoDay(binned.leavesAt)}` : '';
+  return keep(
+    'image-in-recycle-bin',
+    `its image ${imageId} is in the Recycle Bin${until}; deleting this snapshot would make the image unrecoverable`,
+  );
+}
+
+/**
  * Whether a snapshot is an orphan: owned here, used by no image, old enough, not locked, exempt or
- * managed by another service, not shared, and (by mode) made for an image that no longer exists.
+ * managed by another service, not shared, and (by mode) made for an image that no longer exists
+ * and cannot be restored from the Recycle Bin.
  * `facts.sharing` is read only for snapshots that pass every other check; until then it is unknown
  * and does not count, and `'unknown'` (the read failed) keeps the snapshot.
  */
@@ -103,6 +120,8 @@ function verdictFor(
     if (facts.existingImageIds.has(imageId)) {
       return keep('image-exists', `its image ${imageId} still exists`);
     }
+    const binned = binnedImageOf(imageId, facts, now);
+    if (binned) return binned;
     orphan = {
       verdict: 'orphan',
       rule: 'snapshot-orphan',
