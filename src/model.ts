@@ -118,7 +118,8 @@ export interface Decision {
   findings: Finding[];
 }
 
-export type ActionKind = 'mark' | 'deregister' | 'unmark';
+/** `disable` and `request-usage-report` happen only with the optional step and for shared images. */
+export type ActionKind = 'mark' | 'disable' | 'deregister' | 'unmark' | 'request-usage-report';
 
 export interface PlannedAction {
   kind: ActionKind;
@@ -136,6 +137,12 @@ export interface PlannedAction {
   keptSnapshots?: { snapshotId: string; reason: string }[];
   /** mark/unmark: whether the image's deprecation time is ours to set or cancel. */
   touchDeprecation?: boolean;
+  /** mark: when to deprecate, where it differs from removeAfter (a disable step comes first). */
+  deprecateAt?: string;
+  /** mark: the image is shared; an AMI usage report is requested with the mark. */
+  requestUsageReport?: boolean;
+  /** unmark: the image was disabled by this janitor and is enabled again. */
+  enable?: boolean;
 }
 
 export interface DeferredImage {
@@ -147,8 +154,11 @@ export interface DeferredImage {
 export interface ScheduledRemoval {
   imageId: string;
   name: string;
+  /** When the next stage is due. */
   removeAfter: string;
   markedAt: string;
+  /** The next stage (`disable` or `deregister`), where an optional step is on. */
+  next?: string;
 }
 
 export interface Plan {
@@ -264,7 +274,7 @@ export interface SnapshotDecision {
   imageId?: string;
 }
 
-export type SnapshotActionKind = 'mark' | 'delete' | 'unmark';
+export type SnapshotActionKind = 'mark' | 'archive' | 'delete' | 'unmark';
 
 export interface PlannedSnapshotAction {
   kind: SnapshotActionKind;
@@ -287,6 +297,6 @@ export interface SnapshotPlan {
   decisions: SnapshotDecision[];
   actions: PlannedSnapshotAction[];
   deferred: { snapshotId: string; sizeGiB: number; reason: string }[];
-  scheduled: { snapshotId: string; sizeGiB: number; removeAfter: string; markedAt: string }[];
+  scheduled: { snapshotId: string; sizeGiB: number; removeAfter: string; markedAt: string; next?: string }[];
   cap: { limit: number; eligible: number; capped: boolean };
 }

@@ -1,21 +1,17 @@
-import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
-import { errorCode, errorMessage, OutcomeUnknownError } from '../errors.ts';
+import { DISABLED_AT_TAG, MARKED_AT_TAG, USAGE_REPORT_TAG } from '../config/policy.ts';
+import { errorCode, errorMessage, OutcomeUnknownError, UnsupportedApiError } from '../errors.ts';
 import type { ActionOutcome, Image, Plan, PlannedAction, Snapshot, SnapshotOutcome } from '../model.ts';
 import { exemptTagNearMiss, hasExemptTag } from '../rules/exempt-tag.ts';
 import { snapshotGuard } from '../rules/snapshot-guards.ts';
-import { forEachConcurrent } from './concurrency.ts';
-import type { Deadline, ImageActionsPort, Log } from './ports.ts';
+import {
+  type AdvanceContext,
+  type ExecuteOptions,
+  type KindExecution,
+  runLifecycle,
+} from './lifecycle-executor.ts';
+import type { ImageActionsPort, ImageUsagePort } from './ports.ts';
 
-export interface ExecuteOptions {
-  dryRun: boolean;
-  now: Date;
-  accountId: string;
-  policy: Pick<Policy, 'exemptTag' | 'graceDays'>;
-  deadline: Deadline;
-  /** Stop starting new actions when less than this much time is left. */
-  reserveMs: number;
-  log: Log;
-}
+export type { ExecuteOptions } from './lifecycle-executor.ts';
 
 const IMAGE_GONE = new Set(['InvalidAMIID.NotFound', 'InvalidAMIID.Unavailable']);
 const SNAPSHOT_GONE = new Set(['InvalidSnapshot.NotFound']);
@@ -27,241 +23,209 @@ const PARAMETER_UNSUPPORTED = new Set([
   'InvalidParameterCombination',
 ]);
 
-/** Restoring an image someone needs comes first; then reclaiming and marking, side by side. */
-const ORDER: Record<PlannedAction['kind'], number> = { unmark: 0, deregister: 1, mark: 2 };
+export interface ImageExecuteOptions extends ExecuteOptions {
+  /** Where shared images are checked for use elsewhere: starts their AMI usage reports. */
+  usage?: Pick<ImageUsagePort, 'createUsageReport'>;
+}
 
-/** Calls in flight per phase; the API limiter, not this number, sets the pace. */
-const ACTION_CONCURRENCY = 4;
-/** CreateTags and DeleteTags take up to 1,000 resource ids per call. */
-const TAG_BATCH = 1000;
+type Snapshots = Map<string, Snapshot> | { error: unknown } | undefined;
 
 /**
- * Carries out a plan with every safety rail in one place: dry run, a fresh re-check of each image
- * right before it is deregistered, tolerant error codes, and the time budget. One failure never
- * stops the others, and every outcome records what actually happened. Marks and unmarks are tagged
- * in batches (one CreateTags call per 1,000 images); deregistrations run a few at a time.
+ * Carries out the image half of a plan through the one lifecycle executor (lifecycle-executor.ts),
+ * which holds the rails: dry run, the re-check right before each image advances, the time budget.
+ * What is the image's own: its deprecation, disabling and enabling it, deregistering it with its
+ * snapshots (never one another image uses, or one that must outlive it), and usage reports.
  */
-export async function executePlan(
+export function executePlan(
   plan: Plan,
   port: ImageActionsPort,
-  options: ExecuteOptions,
+  options: ImageExecuteOptions,
 ): Promise<ActionOutcome[]> {
-  const actions = [...plan.actions].sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
-  if (options.dryRun) return actions.map((action) => dryRunOutcome(action));
-
-  const current = await recheckTargets(actions, port, options.log);
-  const results = new Map<PlannedAction, ActionOutcome>();
-  const record = (action: PlannedAction, result: ActionOutcome) => {
-    options.log.info('action', {
-      imageId: action.imageId,
-      action: action.kind,
-      rule: action.rule,
-      reason: action.reason,
-      status: result.status,
-      detail: result.detail,
-      errorCode: result.errorCode,
-      snapshots: result.snapshots,
-      warnings: result.warnings,
-    });
-    results.set(action, result);
-  };
-  const ofKind = (kind: PlannedAction['kind']) => actions.filter((action) => action.kind === kind);
-
-  await unmarkAll(ofKind('unmark'), port, options, record);
-  // Marking draws on other buckets (CreateTags, EnableImageDeprecation) than deregistering, so it
-  // runs alongside rather than waiting behind a long queue of deregistrations.
-  await Promise.all([
-    inTime(ofKind('deregister'), options, record, (action) => deregister(action, port, options, current)),
-    markAll(ofKind('mark'), port, options, record),
-  ]);
-  return actions.map(
-    (action) =>
-      results.get(action) ??
-      outcome(action, 'not-reached', 'time budget exhausted before this action started'),
-  );
-}
-
-type Recorder = (action: PlannedAction, result: ActionOutcome) => void;
-
-/** Runs `work` for each action a few at a time, starting none once the time budget is spent. */
-async function inTime(
-  actions: readonly PlannedAction[],
-  options: ExecuteOptions,
-  record: Recorder,
-  work: (action: PlannedAction) => Promise<ActionOutcome>,
-): Promise<void> {
-  await forEachConcurrent(actions, ACTION_CONCURRENCY, async (action) => {
-    if (options.deadline.remainingMs() < options.reserveMs) return;
-    record(action, await work(action));
-  });
-}
-
-function hasTime(options: ExecuteOptions): boolean {
-  return options.deadline.remainingMs() >= options.reserveMs;
-}
-
-async function markAll(
-  actions: readonly PlannedAction[],
-  port: ImageActionsPort,
-  options: ExecuteOptions,
-  record: Recorder,
-): Promise<void> {
-  const tagged: PlannedAction[] = [];
-  for (const batch of chunk(actions, TAG_BATCH)) {
-    if (!hasTime(options)) break;
-    const failures = await tagOrFail(batch, () =>
-      port.tagResources(
-        batch.map((action) => action.imageId),
-        { [MARKED_AT_TAG]: options.now.toISOString() },
-      ),
-    );
-    for (const action of batch) {
-      const error = failures.get(action.imageId);
-      if (error === undefined) tagged.push(action);
-      else if (IMAGE_GONE.has(errorCode(error)))
-        record(action, outcome(action, 'already-gone', 'image no longer exists'));
-      else record(action, failed(action, error));
-    }
-  }
-  // Deprecation has no batch form; a failed one is a warning, since the mark alone stages removal.
-  await inTime(tagged, options, record, async (action) => {
-    const result = outcome(action, 'done', `scheduled for removal after ${action.removeAfter}`);
-    if (action.touchDeprecation && action.removeAfter) {
-      try {
-        await port.enableDeprecation(action.imageId, new Date(action.removeAfter));
-      } catch (error) {
-        result.warnings.push(`deprecation not set (${errorCode(error)}): ${errorMessage(error)}`);
-      }
-    }
-    return result;
-  });
-  for (const action of tagged) {
-    // Tagged but out of time before its deprecation: the mark holds, the deprecation waits.
-    if (!hasTime(options))
-      record(action, outcome(action, 'done', `scheduled for removal after ${action.removeAfter}`));
-  }
-}
-
-async function unmarkAll(
-  actions: readonly PlannedAction[],
-  port: ImageActionsPort,
-  options: ExecuteOptions,
-  record: Recorder,
-): Promise<void> {
-  const warnings = new Map<PlannedAction, string[]>();
-  // Cancel the deprecation before dropping the tag: the tag is what tells a later run to retry.
-  await forEachConcurrent(
-    actions.filter((action) => action.touchDeprecation),
-    ACTION_CONCURRENCY,
-    async (action) => {
-      if (!hasTime(options)) return;
-      try {
-        await port.disableDeprecation(action.imageId);
-      } catch (error) {
-        warnings.set(action, [`deprecation not cancelled (${errorCode(error)}): ${errorMessage(error)}`]);
-      }
+  let snapshotsNow: Snapshots;
+  const kind: KindExecution<PlannedAction, ActionOutcome, Image> = {
+    id: (action) => action.imageId,
+    phase: (action) => (action.kind === 'mark' ? 'mark' : action.kind === 'unmark' ? 'unmark' : 'advance'),
+    log: {
+      message: 'action',
+      key: 'imageId',
+      fields: (result) => ({
+        action: result.action.kind,
+        rule: result.action.rule,
+        reason: result.action.reason,
+        status: result.status,
+        detail: result.detail,
+        errorCode: result.errorCode,
+        snapshots: result.snapshots,
+        warnings: result.warnings,
+      }),
     },
-  );
-  for (const batch of chunk(actions, TAG_BATCH)) {
-    if (!hasTime(options)) break;
-    try {
-      await port.untagResources(
-        batch.map((action) => action.imageId),
-        [MARKED_AT_TAG],
-      );
-      for (const action of batch) {
-        record(action, {
-          ...outcome(action, 'done', 'removal cancelled'),
-          warnings: warnings.get(action) ?? [],
-        });
+    outcome: (action, status, detail, extra) => ({
+      ...outcome(action, status, detail),
+      ...(extra?.errorCode ? { errorCode: extra.errorCode } : {}),
+      warnings: extra?.warnings ?? [],
+    }),
+    dryRun: dryRunOutcome,
+    gone: IMAGE_GONE,
+    say: {
+      marked: (action) => `scheduled for removal after ${action.removeAfter}`,
+      unmarked: 'removal cancelled',
+      gone: 'image no longer exists',
+      vanished: 'image no longer exists; its snapshots were left untouched',
+      recheckFailed: 're-check before deregistering failed',
+      recheckFailedLog: 're-check before deregistering failed; no image will be deregistered this run',
+    },
+    unmarkKeys: (action) => (action.enable ? [MARKED_AT_TAG, DISABLED_AT_TAG] : [MARKED_AT_TAG]),
+    tagResources: (ids, tags) => port.tagResources(ids, tags),
+    untagResources: (ids, keys) => port.untagResources(ids, keys),
+    async beforeUnmark(action) {
+      const warnings: string[] = [];
+      if (action.touchDeprecation) {
+        try {
+          await port.disableDeprecation(action.imageId);
+        } catch (error) {
+          warnings.push(`deprecation not cancelled (${errorCode(error)}): ${errorMessage(error)}`);
+        }
       }
-    } catch (error) {
-      for (const action of batch) {
-        if (IMAGE_GONE.has(errorCode(error)) && batch.length === 1) {
-          record(action, outcome(action, 'already-gone', 'image no longer exists'));
-        } else record(action, { ...failed(action, error), warnings: warnings.get(action) ?? [] });
+      if (action.enable) {
+        try {
+          if (!port.enableImage) throw new UnsupportedApiError('EnableImage');
+          await port.enableImage(action.imageId);
+        } catch (error) {
+          return { warnings, error };
+        }
       }
-    }
-  }
-}
-
-/** A tagging call that throws outright (e.g. throttled past every retry) fails its whole batch. */
-async function tagOrFail(
-  batch: readonly PlannedAction[],
-  tag: () => Promise<Map<string, unknown>>,
-): Promise<Map<string, unknown>> {
-  try {
-    return await tag();
-  } catch (error) {
-    return new Map(batch.map((action) => [action.imageId, error]));
-  }
-}
-
-type Recheck = Map<string, Image> | { error: unknown };
-
-interface Rechecked {
-  images: Recheck;
-  /** The current tags of every snapshot about to go with its image; undefined where not read. */
-  snapshots: Map<string, Snapshot> | { error: unknown } | undefined;
-}
-
-async function recheckTargets(
-  actions: readonly PlannedAction[],
-  port: ImageActionsPort,
-  log: Log,
-): Promise<Rechecked> {
-  const deregistering = actions.filter((action) => action.kind === 'deregister');
-  if (deregistering.length === 0) return { images: new Map(), snapshots: undefined };
-  const snapshotIds = deregistering.flatMap((action) => action.snapshotIds ?? []);
-  const [images, snapshots] = await Promise.all([
-    port.describeImages(deregistering.map((action) => action.imageId)).then(
-      (found): Recheck => new Map(found.map((image) => [image.imageId, image])),
-      (error: unknown): Recheck => {
-        log.error('re-check before deregistering failed; no image will be deregistered this run', {
+      return { warnings };
+    },
+    async afterMark(action) {
+      const warnings: string[] = [];
+      // Deprecation has no batch form; a failed one is a warning, since the mark alone stages removal.
+      const deprecateAt = action.deprecateAt ?? action.removeAfter;
+      if (action.touchDeprecation && deprecateAt) {
+        try {
+          await port.enableDeprecation(action.imageId, new Date(deprecateAt));
+        } catch (error) {
+          warnings.push(`deprecation not set (${errorCode(error)}): ${errorMessage(error)}`);
+        }
+      }
+      if (action.requestUsageReport) {
+        const requested = await requestUsageReport(action.imageId, port, options);
+        if (requested !== undefined) warnings.push(requested);
+      }
+      return warnings;
+    },
+    describe: (ids) => port.describeImages(ids),
+    async prepare(advances) {
+      const ids = advances
+        .filter((action) => action.kind === 'deregister')
+        .flatMap((action) => action.snapshotIds ?? []);
+      if (!port.describeSnapshots || ids.length === 0) return;
+      try {
+        const found = await port.describeSnapshots(ids);
+        snapshotsNow = new Map(found.map((snapshot) => [snapshot.snapshotId, snapshot]));
+      } catch (error) {
+        options.log.warn('re-check of snapshots before deregistering failed; images go without them', {
           error,
         });
-        return { error };
-      },
-    ),
-    port.describeSnapshots && snapshotIds.length > 0
-      ? port.describeSnapshots(snapshotIds).then(
-          (found) => new Map(found.map((snapshot) => [snapshot.snapshotId, snapshot])),
-          (error: unknown) => {
-            log.warn('re-check of snapshots before deregistering failed; images go without them', {
-              error,
-            });
-            return { error };
-          },
-        )
-      : undefined,
-  ]);
-  return { images, snapshots };
+        snapshotsNow = { error };
+      }
+    },
+    resourceId: (image) => image.imageId,
+    veto: (image) => recheckVeto(image, options),
+    advance(action, image, context) {
+      if (action.kind === 'disable') return disable(action, image, port, options, context);
+      if (action.kind === 'request-usage-report') return usageReportAction(action, port, options);
+      return deregister(action, port, options, snapshotsNow, context);
+    },
+  };
+  return runLifecycle(plan.actions, kind, options);
 }
 
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
-  return chunks;
+/**
+ * Disabling is reversible and stops every new launch, everywhere. The tag goes first: it is what
+ * says the image was disabled by this janitor, so only such an image is ever enabled again.
+ */
+async function disable(
+  action: PlannedAction,
+  image: Image,
+  port: ImageActionsPort,
+  options: ExecuteOptions,
+  context: AdvanceContext<Image>,
+): Promise<ActionOutcome> {
+  if (image.state === 'disabled') return outcome(action, 'done', 'already disabled');
+  if (!port.disableImage) return failed(action, new UnsupportedApiError('DisableImage'));
+  try {
+    await single(
+      port.tagResources([action.imageId], { [DISABLED_AT_TAG]: options.now.toISOString() }),
+      action.imageId,
+    );
+  } catch (error) {
+    return failed(action, error, 'not disabled: the tag recording it could not be written');
+  }
+  try {
+    await port.disableImage(action.imageId);
+    return outcome(action, 'done', 'disabled');
+  } catch (error) {
+    if (error instanceof OutcomeUnknownError) {
+      const now = await context.reread(action.imageId);
+      if (now !== 'unknown' && now?.state === 'disabled') {
+        return outcome(action, 'done', 'disabled (no answer came back; the image is disabled)');
+      }
+    }
+    // Not disabled: the tag must not claim it was.
+    await port.untagResources([action.imageId], [DISABLED_AT_TAG]).catch(() => undefined);
+    return IMAGE_GONE.has(errorCode(error))
+      ? outcome(action, 'already-gone', 'image no longer exists')
+      : failed(action, error);
+  }
+}
+
+/** Starts an AMI usage report and records its id on the image; a warning when it cannot. */
+async function requestUsageReport(
+  imageId: string,
+  port: ImageActionsPort,
+  options: ImageExecuteOptions,
+): Promise<string | undefined> {
+  if (!options.usage)
+    return 'no usage report requested: usage reports are not checked here; the image is kept while shared';
+  try {
+    const reportId = await options.usage.createUsageReport(imageId);
+    await single(
+      port.tagResources([imageId], { [USAGE_REPORT_TAG]: `${reportId} ${options.now.toISOString()}` }),
+      imageId,
+    );
+    return undefined;
+  } catch (error) {
+    if (error instanceof UnsupportedApiError) {
+      return 'no usage report requested: AMI usage reports are not supported here; the image is kept while shared';
+    }
+    return `usage report not requested (${errorCode(error)}): ${errorMessage(error)}`;
+  }
+}
+
+async function usageReportAction(
+  action: PlannedAction,
+  port: ImageActionsPort,
+  options: ImageExecuteOptions,
+): Promise<ActionOutcome> {
+  const problem = await requestUsageReport(action.imageId, port, options);
+  if (problem === undefined) return outcome(action, 'done', 'usage report requested');
+  return outcome(action, 'skipped', problem);
+}
+
+/** Throws the one failure of a single-resource tagging call. */
+async function single(result: Promise<Map<string, unknown>>, id: string): Promise<void> {
+  const failure = (await result).get(id);
+  if (failure !== undefined) throw failure;
 }
 
 async function deregister(
   action: PlannedAction,
   port: ImageActionsPort,
   options: ExecuteOptions,
-  current: Rechecked,
+  snapshotsNow: Snapshots,
+  context: AdvanceContext<Image>,
 ): Promise<ActionOutcome> {
-  if (!(current.images instanceof Map)) {
-    return failed(action, current.images.error, 're-check before deregistering failed');
-  }
-  const image = current.images.get(action.imageId);
-  if (!image) {
-    // Someone else removed it; what they did with its snapshots is theirs to decide.
-    return outcome(action, 'already-gone', 'image no longer exists; its snapshots were left untouched');
-  }
-  const veto = recheckVeto(image, options);
-  if (veto) return outcome(action, 'skipped', veto);
-
-  const { remove, kept } = snapshotsToRemove(action, current.snapshots, options);
+  const { remove, kept } = snapshotsToRemove(action, snapshotsNow, options);
   // DeleteAssociatedSnapshots deletes every snapshot of the image, so only when all of them go.
   let withSnapshots = remove.length > 0 && (action.sharedSnapshotIds ?? []).length === 0 && kept.length === 0;
   let results: Map<string, string> | undefined;
@@ -273,12 +237,12 @@ async function deregister(
   } catch (error) {
     const code = errorCode(error);
     if (error instanceof OutcomeUnknownError) {
-      const after = await stillThere(action.imageId, port);
-      if (after !== 'gone') {
+      const after = await context.reread(action.imageId);
+      if (after !== undefined) {
         const detail =
-          after === 'present'
-            ? 'DeregisterImage got no answer and the image is still there'
-            : 'DeregisterImage got no answer and the image could not be read again: its state is unknown';
+          after === 'unknown'
+            ? 'DeregisterImage got no answer and the image could not be read again: its state is unknown'
+            : 'DeregisterImage got no answer and the image is still there';
         return failed(action, error, detail);
       }
       // Gone right after our unanswered call: that call removed it, and perhaps its snapshots.
@@ -331,7 +295,7 @@ async function deregister(
  */
 function snapshotsToRemove(
   action: PlannedAction,
-  current: Rechecked['snapshots'],
+  current: Snapshots,
   options: ExecuteOptions,
 ): { remove: string[]; kept: { snapshotId: string; reason: string }[] } {
   const kept = [...(action.keptSnapshots ?? [])];
@@ -348,16 +312,6 @@ function snapshotsToRemove(
     else remove.push(snapshotId);
   }
   return { remove, kept };
-}
-
-/** After a write that got no answer, whether the image is still there. */
-async function stillThere(imageId: string, port: ImageActionsPort): Promise<'present' | 'gone' | 'unknown'> {
-  try {
-    const [image] = await port.describeImages([imageId]);
-    return image ? 'present' : 'gone';
-  } catch {
-    return 'unknown';
-  }
 }
 
 /** Facts can change between inventory and action; anything that now protects the image wins. */

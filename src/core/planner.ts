@@ -1,6 +1,9 @@
-import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
-import type { Decision, DeferredImage, Image, Plan, PlannedAction, ScheduledRemoval } from '../model.ts';
+import { DISABLED_AT_TAG, type Policy } from '../config/policy.ts';
+import type { Decision, Image, Plan, PlannedAction } from '../model.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
+import { addDays, type KindLifecycle, planLifecycle, removalLimit } from './lifecycle.ts';
+
+export { addDays, parseMarkedAt, removalLimit } from './lifecycle.ts';
 
 export interface PlanInput {
   accountId: string;
@@ -9,6 +12,10 @@ export interface PlanInput {
   decisions: readonly Decision[];
   policy: Policy;
   now: Date;
+  /** Images shared beyond the account: their use elsewhere is unknown until a report clears it. */
+  sharedImageIds?: ReadonlySet<string>;
+  /** Shared images for which the sweep should request a fresh AMI usage report. */
+  usageReportsNeeded?: ReadonlySet<string>;
   /**
    * Why a snapshot must outlive its image (exempt, locked, managed by another service), by id,
    * where the snapshots were listed; the executor checks them again before deregistering.
@@ -19,94 +26,123 @@ export interface PlanInput {
 /** Deprecation times AWS stores are rounded, and graceDays may have changed since marking. */
 const DEPRECATION_MATCH_TOLERANCE_MS = DAY_MS;
 
+/** Keep verdicts that leave an image marked: its fate is undecided, not reversed. */
+const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', 'shared-use-unknown']);
+
+/** The image's part of the one lifecycle: mark, optionally disable, then deregister. */
+export function imageLifecycle(
+  policy: Pick<Policy, 'graceDays' | 'removal' | 'maxRemovalsPerRun' | 'maxRemovalsPercent'>,
+  inventorySize: number,
+): KindLifecycle<Image> {
+  const { disableDays } = policy.removal;
+  return {
+    id: (image) => image.imageId,
+    bornAt: (image) => image.creationDate,
+    tags: (image) => image.tags,
+    graceDays: policy.graceDays,
+    steps: disableDays === null ? [] : [{ kind: 'disable', doneTag: DISABLED_AT_TAG, waitDays: disableDays }],
+    // Disabled by someone else: the step is done, and never undone by this janitor.
+    alreadyDone: (image, step) => step.kind === 'disable' && image.state === 'disabled',
+    remove: 'deregister',
+    cap: removalLimit(policy, inventorySize),
+    holdsMark: (rule) => IMAGE_HOLDS_MARK.has(rule),
+  };
+}
+
 /**
  * Turns decisions into a plan: plain data, no AWS calls, so `plan` and `apply` agree and a plan can
  * be printed or diffed. Staged removal: an eligible image is first marked, and only removed once
- * `graceDays` have passed since the mark while it is still eligible.
+ * `graceDays` have passed since the mark while it is still eligible (disabled first, and removed
+ * `removal.disableDays` later, when that step is on).
  */
 export function buildPlan(input: PlanInput): Plan {
   const { images, decisions, policy, now } = input;
   const byId = new Map(images.map((image) => [image.imageId, image]));
   const snapshotUsers = countSnapshotUsers(images);
+  const decisionOf = new Map(decisions.map((decision) => [decision.imageId, decision]));
+  const lifecycle = imageLifecycle(policy, images.length);
+  const subjects = decisions.flatMap((decision) => {
+    const image = byId.get(decision.imageId);
+    return image
+      ? [
+          {
+            resource: image,
+            verdict: decision.verdict === 'expire' ? ('go' as const) : ('keep' as const),
+            rule: decision.rule,
+          },
+        ]
+      : [];
+  });
+  const staged = planLifecycle(lifecycle, subjects, now);
+  const base = (image: Image) => {
+    const decision = decisionOf.get(image.imageId);
+    return {
+      imageId: image.imageId,
+      name: image.name,
+      rule: decision?.rule ?? 'unknown',
+      reason: decision?.reason ?? '',
+    };
+  };
+  const usageReports = input.usageReportsNeeded ?? new Set<string>();
+  const shared = input.sharedImageIds ?? new Set<string>();
 
   const actions: PlannedAction[] = [];
-  const scheduled: ScheduledRemoval[] = [];
-  const removable: { action: PlannedAction; image: Image }[] = [];
-
-  for (const decision of decisions) {
-    const image = byId.get(decision.imageId);
-    if (!image) continue;
-    const markedAt = parseMarkedAt(image.tags[MARKED_AT_TAG]);
-    const base = { imageId: image.imageId, name: image.name, rule: decision.rule, reason: decision.reason };
-
-    if (decision.verdict === 'keep') {
-      if (image.tags[MARKED_AT_TAG] !== undefined && decision.rule !== 'not-owned') {
-        actions.push({
-          ...base,
-          kind: 'unmark',
-          reason: `no longer eligible: ${decision.reason}`,
-          touchDeprecation: markedAt !== undefined && deprecationIsOurs(image, markedAt, policy.graceDays),
-        });
-      }
-      continue;
-    }
-
-    if (markedAt === undefined && policy.graceDays > 0) {
+  for (const move of staged.moves) {
+    const image = move.resource;
+    if (move.move === 'unmark') {
+      const decision = decisionOf.get(image.imageId);
       actions.push({
-        ...base,
+        ...base(image),
+        kind: 'unmark',
+        reason: `no longer eligible: ${decision?.reason ?? ''}`,
+        touchDeprecation:
+          move.markedAt !== undefined && deprecationIsOurs(image, move.markedAt, policy.graceDays),
+        ...(move.undo.some((step) => step.kind === 'disable') && image.state === 'disabled'
+          ? { enable: true }
+          : {}),
+      });
+    } else if (move.move === 'mark') {
+      actions.push({
+        ...base(image),
         kind: 'mark',
-        removeAfter: addDays(now, policy.graceDays).toISOString(),
-        // A deprecation someone else set is theirs; we neither move it nor later cancel it.
-        touchDeprecation: image.deprecationTime === undefined,
+        removeAfter: move.removeAfter.toISOString(),
+        ...(lifecycle.steps.length > 0 ? { deprecateAt: move.dueAt.toISOString() } : {}),
+        // A deprecation someone else set is theirs; we neither move it nor later cancel it. A
+        // shared image's use elsewhere is not known yet: hiding it could break those accounts.
+        touchDeprecation:
+          policy.removal.deprecate && image.deprecationTime === undefined && !shared.has(image.imageId),
+        ...(usageReports.has(image.imageId) ? { requestUsageReport: true } : {}),
       });
-      continue;
+    } else if (move.move === 'advance') {
+      const reason = base(image).reason;
+      const marked = move.markedAt === undefined ? reason : `${reason}; marked ${isoDay(move.markedAt)}`;
+      if (move.kind === 'disable') {
+        actions.push({ ...base(image), kind: 'disable', reason: marked });
+        continue;
+      }
+      actions.push({ ...base(image), kind: 'deregister', reason: marked, ...snapshotsOf(image) });
     }
+  }
+  // Shared images waiting on their use elsewhere: a fresh usage report where none can be trusted.
+  for (const decision of decisions) {
+    if (decision.rule !== 'shared-use-unknown' || !usageReports.has(decision.imageId)) continue;
+    const image = byId.get(decision.imageId);
+    if (image) actions.push({ ...base(image), kind: 'request-usage-report' });
+  }
 
-    const removeAfter = markedAt === undefined ? now : addDays(markedAt, policy.graceDays);
-    if (removeAfter.getTime() > now.getTime()) {
-      scheduled.push({
-        imageId: image.imageId,
-        name: image.name,
-        removeAfter: removeAfter.toISOString(),
-        markedAt: (markedAt ?? now).toISOString(),
-      });
-      continue;
-    }
-
+  function snapshotsOf(image: Image) {
     const own = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1);
     const keptSnapshots = own.flatMap((snapshotId) => {
       const reason = input.snapshotGuards?.get(snapshotId);
       return reason === undefined ? [] : [{ snapshotId, reason }];
     });
-    const exclusive = policy.deleteSnapshots ? own.filter((id) => !input.snapshotGuards?.has(id)) : [];
-    const shared = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
-    removable.push({
-      image,
-      action: {
-        ...base,
-        kind: 'deregister',
-        reason: markedAt === undefined ? decision.reason : `${decision.reason}; marked ${isoDay(markedAt)}`,
-        snapshotIds: exclusive,
-        sharedSnapshotIds: shared,
-        ...(keptSnapshots.length > 0 ? { keptSnapshots } : {}),
-      },
-    });
+    const snapshotIds = policy.deleteSnapshots ? own.filter((id) => !input.snapshotGuards?.has(id)) : [];
+    const sharedSnapshotIds = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
+    return { snapshotIds, sharedSnapshotIds, ...(keptSnapshots.length > 0 ? { keptSnapshots } : {}) };
   }
 
-  const limit = removalLimit(policy, images.length);
-  // Oldest first, so a capped run still makes the most valuable progress and the order is stable.
-  removable.sort(
-    (a, b) =>
-      a.image.creationDate.getTime() - b.image.creationDate.getTime() ||
-      a.image.imageId.localeCompare(b.image.imageId),
-  );
-  const deferred: DeferredImage[] = removable.slice(limit).map(({ image }) => ({
-    imageId: image.imageId,
-    name: image.name,
-    reason: `blast-radius cap reached (${limit} removals per run); deferred to a later run`,
-  }));
-  actions.push(...removable.slice(0, limit).map(({ action }) => action));
-
+  const { limit } = staged.cap;
+  const withSteps = lifecycle.steps.length > 0;
   return {
     accountId: input.accountId,
     region: input.region,
@@ -114,20 +150,20 @@ export function buildPlan(input: PlanInput): Plan {
     inventorySize: images.length,
     decisions: [...decisions],
     actions,
-    deferred,
-    scheduled,
-    cap: { limit, eligible: removable.length, capped: removable.length > limit },
+    deferred: staged.deferred.map(({ resource }) => ({
+      imageId: resource.imageId,
+      name: resource.name,
+      reason: `blast-radius cap reached (${limit} removals per run); deferred to a later run`,
+    })),
+    scheduled: staged.scheduled.map((entry) => ({
+      imageId: entry.resource.imageId,
+      name: entry.resource.name,
+      removeAfter: entry.dueAt.toISOString(),
+      markedAt: entry.markedAt.toISOString(),
+      ...(withSteps ? { next: entry.next } : {}),
+    })),
+    cap: staged.cap,
   };
-}
-
-/** The smaller of the absolute cap and the percentage of the inventory, when one is set. */
-export function removalLimit(
-  policy: Pick<Policy, 'maxRemovalsPerRun' | 'maxRemovalsPercent'>,
-  inventorySize: number,
-) {
-  const { maxRemovalsPerRun, maxRemovalsPercent } = policy;
-  if (maxRemovalsPercent === null) return maxRemovalsPerRun;
-  return Math.min(maxRemovalsPerRun, Math.floor((inventorySize * maxRemovalsPercent) / 100));
 }
 
 function countSnapshotUsers(images: readonly Image[]): Map<string, number> {
@@ -138,18 +174,8 @@ function countSnapshotUsers(images: readonly Image[]): Map<string, number> {
   return users;
 }
 
-export function parseMarkedAt(value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const parsed = new Date(value);
-  return Number.isNaN(parsed.getTime()) ? undefined : parsed;
-}
-
 function deprecationIsOurs(image: Image, markedAt: Date, graceDays: number): boolean {
   if (!image.deprecationTime) return false;
   const expected = addDays(markedAt, graceDays).getTime();
   return Math.abs(image.deprecationTime.getTime() - expected) <= DEPRECATION_MATCH_TOLERANCE_MS;
-}
-
-export function addDays(date: Date, days: number): Date {
-  return new Date(date.getTime() + days * DAY_MS);
 }

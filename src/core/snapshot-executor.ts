@@ -1,10 +1,14 @@
-import { MARKED_AT_TAG } from '../config/policy.ts';
-import { errorCode, errorMessage, OutcomeUnknownError } from '../errors.ts';
+import { ARCHIVED_AT_TAG, MARKED_AT_TAG } from '../config/policy.ts';
+import { errorCode, errorMessage, OutcomeUnknownError, UnsupportedApiError } from '../errors.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotActionOutcome, SnapshotPlan } from '../model.ts';
 import { hasExemptTag } from '../rules/exempt-tag.ts';
 import { snapshotGuard } from '../rules/snapshot-guards.ts';
-import { forEachConcurrent } from './concurrency.ts';
-import type { ExecuteOptions } from './executor.ts';
+import {
+  type AdvanceContext,
+  type ExecuteOptions,
+  type KindExecution,
+  runLifecycle,
+} from './lifecycle-executor.ts';
 import type { ImageActionsPort } from './ports.ts';
 
 export interface SnapshotActionsPort
@@ -17,132 +21,67 @@ export interface SnapshotActionsPort
   archiveSnapshot?(snapshotId: string): Promise<void>;
 }
 
-const ORDER: Record<PlannedSnapshotAction['kind'], number> = { unmark: 0, delete: 1, mark: 2 };
+const SNAPSHOT_GONE = new Set(['InvalidSnapshot.NotFound']);
 
 /**
- * Carries out the snapshot half of a plan under the same rails as images: dry run, a fresh
- * re-check right before each deletion, tolerant error codes, the time budget, and one failure
- * never stopping the others.
+ * Carries out the snapshot half of a plan through the one lifecycle executor, under the same
+ * rails as images. What is the snapshot's own: deleting it, or moving it to the archive tier.
  */
-export async function executeSnapshotPlan(
+export function executeSnapshotPlan(
   plan: SnapshotPlan,
   port: SnapshotActionsPort,
   options: ExecuteOptions,
 ): Promise<SnapshotActionOutcome[]> {
-  const actions = [...plan.actions].sort((a, b) => ORDER[a.kind] - ORDER[b.kind]);
-  if (options.dryRun)
-    return actions.map((action) => ({ action, status: 'dry-run', detail: 'dry run: nothing was changed' }));
-  const results = new Map<PlannedSnapshotAction, SnapshotActionOutcome>();
-  const record = (outcome: SnapshotActionOutcome) => {
-    options.log.info('snapshot action', {
-      snapshotId: outcome.action.snapshotId,
-      action: outcome.action.kind,
-      rule: outcome.action.rule,
-      reason: outcome.action.reason,
-      status: outcome.status,
-      detail: outcome.detail,
-      errorCode: outcome.errorCode,
-    });
-    results.set(outcome.action, outcome);
+  const kind: KindExecution<PlannedSnapshotAction, SnapshotActionOutcome, Snapshot> = {
+    id: (action) => action.snapshotId,
+    phase: (action) => (action.kind === 'mark' ? 'mark' : action.kind === 'unmark' ? 'unmark' : 'advance'),
+    log: {
+      message: 'snapshot action',
+      key: 'snapshotId',
+      fields: (result) => ({
+        action: result.action.kind,
+        rule: result.action.rule,
+        reason: result.action.reason,
+        status: result.status,
+        detail: result.detail,
+        errorCode: result.errorCode,
+      }),
+    },
+    outcome: (action, status, detail, extra) => ({
+      action,
+      status,
+      ...(detail === undefined ? {} : { detail }),
+      ...(extra?.errorCode ? { errorCode: extra.errorCode } : {}),
+    }),
+    dryRun: (action) => ({ action, status: 'dry-run', detail: 'dry run: nothing was changed' }),
+    gone: SNAPSHOT_GONE,
+    say: {
+      marked: () => 'scheduled for deletion',
+      unmarked: 'deletion cancelled',
+      gone: 'snapshot no longer exists',
+      vanished: 'snapshot no longer exists',
+      recheckFailed: 're-check failed',
+      recheckFailedLog: 're-check before deleting snapshots failed; no snapshot will be deleted this run',
+    },
+    unmarkKeys: () => [MARKED_AT_TAG],
+    tagResources: (ids, tags) => port.tagResources(ids, tags),
+    untagResources: (ids, keys) => port.untagResources(ids, keys),
+    describe: (ids) => port.describeSnapshots(ids),
+    resourceId: (snapshot) => snapshot.snapshotId,
+    veto: (snapshot) => recheckVeto(snapshot, options),
+    advance: (action, snapshot, context) =>
+      action.kind === 'archive'
+        ? archive(action, snapshot, port, options, context)
+        : remove(action, port, context),
   };
-  const ofKind = (kind: PlannedSnapshotAction['kind']) => actions.filter((action) => action.kind === kind);
-
-  await tagInBatches(ofKind('unmark'), options, record, 'deletion cancelled', (ids) =>
-    port.untagResources(ids, [MARKED_AT_TAG]),
-  );
-  // Marks are one CreateTags call per 1,000 snapshots, on another bucket than DeleteSnapshot: they
-  // go alongside the deletions rather than waiting behind them.
-  const deleting = (async () => {
-    const current = await recheck(ofKind('delete'), port, options);
-    await forEachConcurrent(ofKind('delete'), ACTION_CONCURRENCY, async (action) => {
-      if (options.deadline.remainingMs() < options.reserveMs) return;
-      record(await remove(action, port, options, current));
-    });
-  })();
-  await Promise.all([
-    deleting,
-    tagInBatches(ofKind('mark'), options, record, 'scheduled for deletion', (ids) =>
-      port.tagResources(ids, { [MARKED_AT_TAG]: options.now.toISOString() }),
-    ),
-  ]);
-  return actions.map(
-    (action) =>
-      results.get(action) ?? {
-        action,
-        status: 'not-reached',
-        detail: 'time budget exhausted before this action started',
-      },
-  );
-}
-
-const ACTION_CONCURRENCY = 4;
-const TAG_BATCH = 1000;
-
-async function tagInBatches(
-  actions: readonly PlannedSnapshotAction[],
-  options: ExecuteOptions,
-  record: (outcome: SnapshotActionOutcome) => void,
-  doneDetail: string,
-  tag: (ids: string[]) => Promise<Map<string, unknown>>,
-): Promise<void> {
-  for (let start = 0; start < actions.length; start += TAG_BATCH) {
-    if (options.deadline.remainingMs() < options.reserveMs) return;
-    const batch = actions.slice(start, start + TAG_BATCH);
-    let failures: Map<string, unknown>;
-    try {
-      failures = await tag(batch.map((action) => action.snapshotId));
-    } catch (error) {
-      failures = new Map(batch.map((action) => [action.snapshotId, error]));
-    }
-    for (const action of batch) {
-      const error = failures.get(action.snapshotId);
-      if (error === undefined) record({ action, status: 'done', detail: doneDetail });
-      else if (errorCode(error) === 'InvalidSnapshot.NotFound') {
-        record({ action, status: 'already-gone', detail: 'snapshot no longer exists' });
-      } else record({ action, status: 'failed', detail: errorMessage(error), errorCode: errorCode(error) });
-    }
-  }
-}
-
-type Current = Map<string, Snapshot> | { error: unknown };
-
-/** One batched read of every snapshot about to be deleted, right before deleting. */
-async function recheck(
-  actions: readonly PlannedSnapshotAction[],
-  port: SnapshotActionsPort,
-  options: ExecuteOptions,
-): Promise<Current> {
-  if (actions.length === 0) return new Map();
-  try {
-    const snapshots = await port.describeSnapshots(actions.map((action) => action.snapshotId));
-    return new Map(snapshots.map((snapshot) => [snapshot.snapshotId, snapshot]));
-  } catch (error) {
-    options.log.error(
-      're-check before deleting snapshots failed; no snapshot will be deleted this run',
-      error as Error,
-    );
-    return { error };
-  }
+  return runLifecycle(plan.actions, kind, options);
 }
 
 async function remove(
   action: PlannedSnapshotAction,
   port: SnapshotActionsPort,
-  options: ExecuteOptions,
-  current: Current,
+  context: AdvanceContext<Snapshot>,
 ): Promise<SnapshotActionOutcome> {
-  if (!(current instanceof Map)) {
-    return {
-      action,
-      status: 'failed',
-      detail: `re-check failed: ${errorMessage(current.error)}`,
-      errorCode: errorCode(current.error),
-    };
-  }
-  const snapshot = current.get(action.snapshotId);
-  if (!snapshot) return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
-  const veto = recheckVeto(snapshot, options);
-  if (veto) return { action, status: 'skipped', detail: veto };
   try {
     await port.deleteSnapshot(action.snapshotId);
     return { action, status: 'done', detail: 'deleted' };
@@ -151,30 +90,76 @@ async function remove(
     if (error instanceof OutcomeUnknownError) {
       // Read it again rather than delete again: a second DeleteSnapshot would answer NotFound and
       // the report would call our own deletion someone else's.
-      const after = await port.describeSnapshots([action.snapshotId]).then(
-        (found) => (found.length === 0 ? 'gone' : 'present'),
-        () => 'unknown',
-      );
-      if (after === 'gone')
+      const after = await context.reread(action.snapshotId);
+      if (after === undefined) {
         return { action, status: 'done', detail: 'deleted (no answer came back; the snapshot is gone)' };
+      }
       return {
         action,
         status: 'failed',
         detail:
-          after === 'present'
-            ? 'DeleteSnapshot got no answer and the snapshot is still there'
-            : 'DeleteSnapshot got no answer and the snapshot could not be read again: its state is unknown',
+          after === 'unknown'
+            ? 'DeleteSnapshot got no answer and the snapshot could not be read again: its state is unknown'
+            : 'DeleteSnapshot got no answer and the snapshot is still there',
         errorCode: code,
       };
     }
     // EBS itself refuses to delete a snapshot an image still uses: someone registered one since.
     if (code === 'InvalidSnapshot.InUse')
       return { action, status: 'skipped', detail: `in use: ${errorMessage(error)}` };
-    if (code === 'InvalidSnapshot.NotFound')
+    if (SNAPSHOT_GONE.has(code))
       return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
     return { action, status: 'failed', detail: errorMessage(error), errorCode: code };
   }
 }
+
+/** The tag goes first, so a later run knows when the 90-day archive minimum started. */
+async function archive(
+  action: PlannedSnapshotAction,
+  snapshot: Snapshot,
+  port: SnapshotActionsPort,
+  options: ExecuteOptions,
+  context: AdvanceContext<Snapshot>,
+): Promise<SnapshotActionOutcome> {
+  if (snapshot.storageTier === 'archive')
+    return { action, status: 'done', detail: 'already in the archive tier' };
+  const fail = (error: unknown, detail = errorMessage(error)): SnapshotActionOutcome => ({
+    action,
+    status: 'failed',
+    detail,
+    errorCode: errorCode(error),
+  });
+  if (!port.archiveSnapshot) return fail(new UnsupportedApiError('ModifySnapshotTier'));
+  const tagged = await port.tagResources([action.snapshotId], {
+    [ARCHIVED_AT_TAG]: options.now.toISOString(),
+  });
+  const tagError = tagged.get(action.snapshotId);
+  if (tagError !== undefined)
+    return fail(
+      tagError,
+      `not archived: the tag recording it could not be written (${errorMessage(tagError)})`,
+    );
+  try {
+    await port.archiveSnapshot(action.snapshotId);
+    return { action, status: 'done', detail: 'moved to the archive tier' };
+  } catch (error) {
+    if (error instanceof OutcomeUnknownError) {
+      const after = await context.reread(action.snapshotId);
+      if (after !== 'unknown' && after?.storageTier === 'archive') {
+        return {
+          action,
+          status: 'done',
+          detail: 'moved to the archive tier (no answer came back; it is archived)',
+        };
+      }
+    }
+    await port.untagResources([action.snapshotId], [ARCHIVED_AT_TAG]).catch(() => undefined);
+    if (SNAPSHOT_GONE.has(errorCode(error)))
+      return { action, status: 'already-gone', detail: 'snapshot no longer exists' };
+    return fail(error);
+  }
+}
+
 /** Facts can change between inventory and deletion; anything that now protects the snapshot wins. */
 function recheckVeto(snapshot: Snapshot, options: ExecuteOptions): string | undefined {
   if (snapshot.ownerId !== options.accountId) return `owner is now ${snapshot.ownerId}, not this account`;

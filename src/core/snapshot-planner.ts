@@ -1,88 +1,129 @@
-import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
+import { ARCHIVED_AT_TAG, type Policy } from '../config/policy.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotDecision, SnapshotPlan } from '../model.ts';
 import { isoDay } from '../rules/types.ts';
-import { addDays, parseMarkedAt, removalLimit } from './planner.ts';
+import { advanceDue, type KindLifecycle, planLifecycle, removalLimit } from './lifecycle.ts';
+
+type SnapshotPolicy = Pick<Policy, 'graceDays' | 'snapshots' | 'maxRemovalsPercent'>;
+
+/** Keep verdicts that leave a snapshot marked: not decided this run, or no longer ours. */
+const SNAPSHOT_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', 'not-reached']);
 
 /**
- * The snapshot half of the plan, staged like images: an orphan is first marked, deleted once
- * `graceDays` have passed while it is still an orphan, and unmarked if it stops being one.
+ * The snapshot's part of the one lifecycle: mark, then delete, or (action `archive`) move to the
+ * archive tier and delete only `deleteArchivedAfterDays` later, when that is set.
+ */
+export function snapshotLifecycle(policy: SnapshotPolicy, inventorySize: number): KindLifecycle<Snapshot> {
+  const { action, deleteArchivedAfterDays } = policy.snapshots;
+  const archive = action === 'archive';
+  return {
+    id: (snapshot) => snapshot.snapshotId,
+    bornAt: (snapshot) => snapshot.startTime,
+    tags: (snapshot) => snapshot.tags,
+    graceDays: policy.graceDays,
+    steps: archive
+      ? [
+          {
+            kind: 'archive',
+            doneTag: ARCHIVED_AT_TAG,
+            waitDays: deleteArchivedAfterDays ?? Number.POSITIVE_INFINITY,
+          },
+        ]
+      : [],
+    alreadyDone: (snapshot, step) => step.kind === 'archive' && snapshot.storageTier === 'archive',
+    remove: archive && deleteArchivedAfterDays === null ? undefined : 'delete',
+    cap: removalLimit(
+      {
+        maxRemovalsPerRun: policy.snapshots.maxDeletionsPerRun,
+        maxRemovalsPercent: policy.maxRemovalsPercent,
+      },
+      inventorySize,
+    ),
+    holdsMark: (rule) => SNAPSHOT_HOLDS_MARK.has(rule),
+  };
+}
+
+/**
+ * The snapshot half of the plan, staged like images: an orphan is first marked, deleted (or
+ * archived) once `graceDays` have passed while it is still an orphan, and unmarked if it stops
+ * being one.
  */
 export function buildSnapshotPlan(input: {
   snapshots: readonly Snapshot[];
   decisions: readonly SnapshotDecision[];
-  policy: Pick<Policy, 'graceDays' | 'snapshots' | 'maxRemovalsPercent'>;
+  policy: SnapshotPolicy;
   now: Date;
 }): SnapshotPlan {
   const { policy, now } = input;
   const byId = new Map(input.snapshots.map((snapshot) => [snapshot.snapshotId, snapshot]));
-  const actions: PlannedSnapshotAction[] = [];
-  const scheduled: SnapshotPlan['scheduled'] = [];
-  const removable: { action: PlannedSnapshotAction; snapshot: Snapshot }[] = [];
-
-  for (const decision of input.decisions) {
-    const snapshot = byId.get(decision.snapshotId);
-    if (!snapshot) continue;
-    const marked = snapshot.tags[MARKED_AT_TAG] !== undefined;
-    const markedAt = parseMarkedAt(snapshot.tags[MARKED_AT_TAG]);
-    const base = {
-      snapshotId: decision.snapshotId,
-      rule: decision.rule,
-      reason: decision.reason,
-      sizeGiB: decision.sizeGiB,
+  const decisionOf = new Map(input.decisions.map((decision) => [decision.snapshotId, decision]));
+  const lifecycle = snapshotLifecycle(policy, input.snapshots.length);
+  const staged = planLifecycle(
+    lifecycle,
+    input.decisions.flatMap((decision) => {
+      const snapshot = byId.get(decision.snapshotId);
+      return snapshot
+        ? [
+            {
+              resource: snapshot,
+              verdict: decision.verdict === 'orphan' ? ('go' as const) : ('keep' as const),
+              rule: decision.rule,
+            },
+          ]
+        : [];
+    }),
+    now,
+  );
+  const base = (snapshot: Snapshot) => {
+    const decision = decisionOf.get(snapshot.snapshotId);
+    return {
+      snapshotId: snapshot.snapshotId,
+      rule: decision?.rule ?? 'unknown',
+      reason: decision?.reason ?? '',
+      sizeGiB: decision?.sizeGiB ?? 0,
     };
-    if (decision.verdict === 'keep') {
-      // Undecided is not "no longer an orphan": its mark stays until a run decides it.
-      if (marked && decision.rule !== 'not-owned' && decision.rule !== 'not-reached') {
-        actions.push({ ...base, kind: 'unmark', reason: `no longer an orphan: ${decision.reason}` });
-      }
-      continue;
-    }
-    if (markedAt === undefined && policy.graceDays > 0) {
-      actions.push({ ...base, kind: 'mark', removeAfter: addDays(now, policy.graceDays).toISOString() });
-      continue;
-    }
-    const removeAfter = markedAt === undefined ? now : addDays(markedAt, policy.graceDays);
-    if (!deletionDue(snapshot, policy, now)) {
-      scheduled.push({
-        snapshotId: decision.snapshotId,
-        sizeGiB: decision.sizeGiB,
-        removeAfter: removeAfter.toISOString(),
-        markedAt: (markedAt ?? now).toISOString(),
+  };
+  const actions: PlannedSnapshotAction[] = [];
+  for (const move of staged.moves) {
+    const snapshot = move.resource;
+    if (move.move === 'unmark') {
+      actions.push({
+        ...base(snapshot),
+        kind: 'unmark',
+        reason: `no longer an orphan: ${base(snapshot).reason}`,
       });
-      continue;
+    } else if (move.move === 'mark') {
+      actions.push({ ...base(snapshot), kind: 'mark', removeAfter: move.removeAfter.toISOString() });
+    } else if (move.move === 'advance') {
+      const reason =
+        move.markedAt === undefined
+          ? base(snapshot).reason
+          : `${base(snapshot).reason}; marked ${isoDay(move.markedAt)}`;
+      actions.push({ ...base(snapshot), kind: move.kind === 'archive' ? 'archive' : 'delete', reason });
     }
-    const reason =
-      markedAt === undefined ? decision.reason : `${decision.reason}; marked ${isoDay(markedAt)}`;
-    removable.push({ snapshot, action: { ...base, kind: 'delete', reason } });
   }
-
-  const limit = removalLimit(
-    { maxRemovalsPerRun: policy.snapshots.maxDeletionsPerRun, maxRemovalsPercent: policy.maxRemovalsPercent },
-    input.snapshots.length,
-  );
-  removable.sort(
-    (a, b) =>
-      a.snapshot.startTime.getTime() - b.snapshot.startTime.getTime() ||
-      a.snapshot.snapshotId.localeCompare(b.snapshot.snapshotId),
-  );
-  actions.push(...removable.slice(0, limit).map(({ action }) => action));
+  const { limit } = staged.cap;
+  const withSteps = lifecycle.steps.length > 0;
   return {
     inventorySize: input.snapshots.length,
     decisions: [...input.decisions],
     actions,
-    deferred: removable.slice(limit).map(({ action }) => ({
-      snapshotId: action.snapshotId,
-      sizeGiB: action.sizeGiB,
+    deferred: staged.deferred.map(({ resource }) => ({
+      snapshotId: resource.snapshotId,
+      sizeGiB: base(resource).sizeGiB,
       reason: `blast-radius cap reached (${limit} snapshot deletions per run); deferred to a later run`,
     })),
-    scheduled,
-    cap: { limit, eligible: removable.length, capped: removable.length > limit },
+    scheduled: staged.scheduled.map((entry) => ({
+      snapshotId: entry.resource.snapshotId,
+      sizeGiB: base(entry.resource).sizeGiB,
+      removeAfter: entry.dueAt.toISOString(),
+      markedAt: entry.markedAt.toISOString(),
+      ...(withSteps ? { next: entry.next } : {}),
+    })),
+    cap: staged.cap,
   };
 }
 
-/** Whether an orphan is one this run deletes: marked at least `graceDays` ago, or no grace at all. */
-export function deletionDue(snapshot: Snapshot, policy: Pick<Policy, 'graceDays'>, now: Date): boolean {
-  const markedAt = parseMarkedAt(snapshot.tags[MARKED_AT_TAG]);
-  if (markedAt === undefined) return policy.graceDays === 0;
-  return addDays(markedAt, policy.graceDays).getTime() <= now.getTime();
+/** Whether this run deletes (or archives) an orphan: its grace period, and any step's wait, are over. */
+export function deletionDue(snapshot: Snapshot, policy: SnapshotPolicy, now: Date): boolean {
+  return advanceDue(snapshotLifecycle(policy, 1), snapshot, now);
 }
