@@ -23,7 +23,9 @@ import {
   DescribeInstancesCommand,
   DescribeLaunchTemplatesCommand,
   DescribeLaunchTemplateVersionsCommand,
+  DisableImageCommand,
   DisableImageDeprecationCommand,
+  EnableImageCommand,
   EnableImageDeprecationCommand,
 } from '@aws-sdk/client-ec2';
 import { DescribeParametersCommand, GetParametersCommand } from '@aws-sdk/client-ssm';
@@ -734,6 +736,17 @@ export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
     },
 
     describeSnapshots: (snapshotIds) => describeSnapshotsById(ec2, call, snapshotIds),
+
+    // Neither is resent after a lost answer (retry.ts): the caller reads the image's state instead.
+    async disableImage(imageId) {
+      await call('DisableImage', (options) =>
+        ec2.send(new DisableImageCommand({ ImageId: imageId }), options),
+      );
+    },
+
+    async enableImage(imageId) {
+      await call('EnableImage', (options) => ec2.send(new EnableImageCommand({ ImageId: imageId }), options));
+    },
   };
 }
 

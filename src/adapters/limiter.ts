@@ -20,9 +20,11 @@ const LOOKUP_EVENTS: RateLimit = { bucket: 2, refillPerSecond: 2 };
 export function rateLimitFor(api: string): RateLimit | undefined {
   if (api === 'LookupEvents') return LOOKUP_EVENTS;
   if (api === 'CreateTags' || api === 'DeleteTags') return TAGGING;
-  if (/^(Describe|Get)/.test(api)) return DESCRIBE;
+  // EC2 meters List* (ListImagesInRecycleBin) as a non-mutating action, like Describe*; the Recycle
+  // Bin's ListRules and GetRule are held to the same pace, well under what one sweep asks of them.
+  if (/^(Describe|Get|List)/.test(api)) return DESCRIBE;
   if (
-    /^(DeregisterImage|DeleteSnapshot|ModifyImageAttribute|ModifySnapshotAttribute|EnableImageDeprecation|DisableImageDeprecation)$/.test(
+    /^(DeregisterImage|DeleteSnapshot|ModifyImageAttribute|ModifySnapshotAttribute|EnableImageDeprecation|DisableImageDeprecation|DisableImage|EnableImage|ModifySnapshotTier|CreateImageUsageReport)$/.test(
       api,
     )
   ) {

@@ -93,14 +93,16 @@ export const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
   'ModifyImageAttribute',
   'ModifySnapshotAttribute',
   'PutParameter',
+  // Sent with one ClientToken for all its attempts: a resend answers with the report the first one started.
+  'CreateImageUsageReport',
 ]);
 
 /**
  * How safe an operation is to send again. Reads always are. Every write not listed above
- * (DeregisterImage, DeleteSnapshot, EnableImage, DisableImage, SendMessage, and any operation added
- * later) is not: a second DeregisterImage answers NotFound and hides that the first one worked, a
- * second SendMessage hands the work over twice. Those are resent only when the first attempt
- * certainly did nothing (throttled, or never connected).
+ * (DeregisterImage, DeleteSnapshot, EnableImage, DisableImage, ModifySnapshotTier, SendMessage, and
+ * any operation added later) is not: a second DeregisterImage answers NotFound and hides that the
+ * first one worked, a second SendMessage hands the work over twice. Those are resent only when the
+ * first attempt certainly did nothing (throttled, or never connected).
  */
 export function operationKind(operation: string): OperationKind {
   if (READ_OPERATION.test(operation)) return 'read';

@@ -2,6 +2,7 @@ import {
   DescribeLockedSnapshotsCommand,
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
+  ModifySnapshotTierCommand,
 } from '@aws-sdk/client-ec2';
 import type { SnapshotInventoryPort } from '../core/ports.ts';
 import type { SnapshotPorts } from '../core/snapshot-sweep.ts';
@@ -139,6 +140,8 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
 
 /** Everything the snapshot half of a sweep needs, from the same clients and signal. */
 export function createSnapshotPorts(deps: AdapterDeps = {}): SnapshotPorts {
+  const ec2 = deps.ec2 ?? awsClients.ec2;
+  const call = makeCall(deps);
   const sharing = createSharing(deps);
   const images = createImageActions(deps);
   const inventory = createSnapshotInventory(deps);
@@ -151,6 +154,15 @@ export function createSnapshotPorts(deps: AdapterDeps = {}): SnapshotPorts {
       untagResources: (ids, keys) => images.untagResources(ids, keys),
       deleteSnapshot: (id) => images.deleteSnapshot(id),
       deletionsPerSecond: (deps.limiter ?? defaultLimiter).ratePerSecond('DeleteSnapshot'),
+      // Not resent after a lost answer (retry.ts): the caller reads the snapshot's storage tier instead.
+      async archiveSnapshot(snapshotId) {
+        await call('ModifySnapshotTier', (options) =>
+          ec2.send(
+            new ModifySnapshotTierCommand({ SnapshotId: snapshotId, StorageTier: 'archive' }),
+            options,
+          ),
+        );
+      },
     },
   };
 }
