@@ -69,7 +69,7 @@ export function usageReportNeeded(image: Image, facts: ImageFacts, policy: Polic
   return report.state === 'failed';
 }
 
-type Assessment =
+export type Assessment =
   | { outcome: 'silent' }
   | { outcome: typeof SHARED_IMAGE_KEPT | typeof SHARED_IN_USE | typeof SHARED_USE_UNKNOWN; reason: string };
 

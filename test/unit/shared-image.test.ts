@@ -437,6 +437,19 @@ describe('launch permissions', () => {
     expect(notDue).toEqual({});
   });
 
+  it('with sharedImages keep, unread permissions still hold a due image rather than unmark it', () => {
+    // Prepare
+    const { sharing: _unread, ...unread } = facts({
+      usage: { status: 'error', errorCode: 'RequestLimitExceeded', detail: 'throttled' },
+    });
+
+    // Act
+    const said = gate(marked(MARK_DAYS), unread, policy({ sharedImages: 'keep' }));
+
+    // Assess
+    expect(Object.keys(said)).toEqual(['shared-use-unknown']);
+  });
+
   it('permissions not read, but DescribeImages says public: it is shared with everyone', () => {
     // Prepare
     const { sharing: _unread, ...unread } = facts();
