@@ -361,7 +361,10 @@ export function generateAccount(options: GenerateOptions): Account {
       inUse.has(image.imageId) ||
       image.deregistrationProtection !== undefined ||
       image.tags[EXEMPT_TAG] !== undefined ||
-      image.tags['aws:backup:source-resource'] !== undefined;
+      image.tags['aws:backup:source-resource'] !== undefined ||
+      // The shared-image gate holds a public image until a usage report shows no use elsewhere,
+      // and the simulated account answers no usage reports.
+      image.public;
     const eligible =
       !guarded &&
       (rank.get(image.imageId) ?? 1) > keepLatest &&

@@ -10,6 +10,7 @@ import {
   runLifecycle,
 } from './lifecycle-executor.ts';
 import type { ImageActionsPort, ImageUsagePort } from './ports.ts';
+import { UNSUPPORTED_MARK } from './shared-images.ts';
 
 export type { ExecuteOptions } from './lifecycle-executor.ts';
 
@@ -196,6 +197,10 @@ async function requestUsageReport(
     return undefined;
   } catch (error) {
     if (error instanceof UnsupportedApiError) {
+      // Recorded, so later runs give the fail-safe reason instead of asking again every time.
+      await port
+        .tagResources([imageId], { [USAGE_REPORT_TAG]: `${UNSUPPORTED_MARK} ${options.now.toISOString()}` })
+        .catch(() => undefined);
       return 'no usage report requested: AMI usage reports are not supported here; the image is kept while shared';
     }
     return `usage report not requested (${errorCode(error)}): ${errorMessage(error)}`;

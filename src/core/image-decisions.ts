@@ -2,6 +2,7 @@ import type { Policy } from '../config/policy.ts';
 import type { Decision, Image, ImageFacts, Reference } from '../model.ts';
 import { buildFacts } from '../rules/family.ts';
 import { evaluateImage } from '../rules/index.ts';
+import { HOLDING_RULES } from '../rules/shared-image.ts';
 
 /**
  * Images are decided in two steps, so that removal can start before every reference is known.
@@ -32,7 +33,9 @@ export function decideBeforeReferences(
     if (!imageFacts) continue;
     const decision = evaluateImage(image, imageFacts, policy, now);
     first.decisions.push(decision);
-    (decision.verdict === 'expire' ? first.candidates : first.others).push(image);
+    // A held removal (a shared image waiting on its use elsewhere) is still on its way out.
+    const going = decision.verdict === 'expire' || HOLDING_RULES.has(decision.rule);
+    (going ? first.candidates : first.others).push(image);
   }
   return first;
 }

@@ -1,5 +1,6 @@
 import { DISABLED_AT_TAG, type Policy } from '../config/policy.ts';
 import type { Decision, Image, Plan, PlannedAction } from '../model.ts';
+import { HOLDING_RULES } from '../rules/shared-image.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
 import { addDays, type KindLifecycle, planLifecycle, removalLimit } from './lifecycle.ts';
 
@@ -27,7 +28,7 @@ export interface PlanInput {
 const DEPRECATION_MATCH_TOLERANCE_MS = DAY_MS;
 
 /** Keep verdicts that leave an image marked: its fate is undecided, not reversed. */
-const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', 'shared-use-unknown']);
+const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', ...HOLDING_RULES]);
 
 /** The image's part of the one lifecycle: mark, optionally disable, then deregister. */
 export function imageLifecycle(

@@ -6,9 +6,12 @@ import type {
   Decision,
   Image,
   Plan,
+  Reference,
   SnapshotActionOutcome,
   SnapshotPlan,
 } from '../model.ts';
+import { evaluateImage } from '../rules/index.ts';
+import { HOLDING_RULES, usageReportNeeded } from '../rules/shared-image.ts';
 import { snapshotGuard } from '../rules/snapshot-guards.ts';
 import { snapshotSizeGiB } from '../rules/snapshot-orphan.ts';
 import type { TrailHealth, TrailHealthCheck } from './account-audit.ts';
@@ -17,13 +20,21 @@ import { executePlan } from './executor.ts';
 import { creatorTags } from './image-audit.ts';
 import { decideBeforeReferences, withReferences } from './image-decisions.ts';
 import { buildPlan } from './planner.ts';
-import type { Deadline, ImageActionsPort, InventoryPort, Log } from './ports.ts';
+import type {
+  Deadline,
+  ImageActionsPort,
+  ImageUsagePort,
+  InventoryPort,
+  Log,
+  RecycleBinPort,
+} from './ports.ts';
 import {
   type AttributionSummary,
   buildReport,
   type AccountFinding as ReportAccountFinding,
   type RunReport,
 } from './report.ts';
+import { gatherSharedFacts } from './shared-images.ts';
 import { executeSnapshotPlan } from './snapshot-executor.ts';
 import { buildSnapshotPlan } from './snapshot-planner.ts';
 import {
@@ -45,6 +56,10 @@ export interface SweepPorts {
   attribution?: CreatorBackfill;
   /** Orphaned snapshots; without these ports the sweep looks at images only. */
   snapshots?: SnapshotPorts;
+  /** Shared images' use in other accounts; without it only this account's references count. */
+  usage?: ImageUsagePort;
+  /** The undo window: what the Recycle Bin holds and which of its rules cover removals. */
+  recycleBin?: RecycleBinPort;
 }
 
 export interface CreatorBackfill {
@@ -143,7 +158,10 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     imageChain.decisions,
     imageChain.plan.then(async (imagePlan) =>
       (await goAhead)
-        ? executePlan(imagePlan, ports.actions, executeOptions)
+        ? executePlan(imagePlan, ports.actions, {
+            ...executeOptions,
+            ...(ports.usage ? { usage: ports.usage } : {}),
+          })
         : imagePlan.actions.map(
             (action): ActionOutcome => ({ action, status: 'planned', warnings: [], snapshots: [] }),
           ),
@@ -230,8 +248,15 @@ function planImages(
   const plan = Promise.all([
     gatherStep('facts', () => ports.inventory.findReferences(first.candidates)),
     context.snapshotInventory,
-  ]).then(([references, listed]) => {
-    const decisions = withReferences(first.decisions, byId, first, references, policy, now);
+  ]).then(async ([references, listed]) => {
+    let decisions = withReferences(first.decisions, byId, first, references, policy, now);
+    const shared = ports.usage ? await sharedImageGate(decisions, ports.usage, references) : undefined;
+    if (shared) decisions = shared.decisions;
+    // Public is known from DescribeImages alone, with or without the launch permissions.
+    const sharedIds = new Set([
+      ...(shared?.sharedIds ?? []),
+      ...first.candidates.filter((image) => image.public).map((image) => image.imageId),
+    ]);
     // The candidates' decisions are final: logged before anything is done about them.
     logDecisions(decisions.filter(isCandidate), log);
     const snapshotGuards = listed ? guardedSnapshots(first.candidates, listed, policy) : undefined;
@@ -243,8 +268,40 @@ function planImages(
       policy,
       now,
       ...(snapshotGuards ? { snapshotGuards } : {}),
+      sharedImageIds: sharedIds,
+      ...(shared ? { usageReportsNeeded: shared.reportsNeeded } : {}),
     });
   });
+
+  /**
+   * The images still going after their references: who they are shared with and, where that
+   * reaches other accounts, whether a usage report shows them used there. Those are decided again.
+   */
+  async function sharedImageGate(
+    decided: Decision[],
+    usage: ImageUsagePort,
+    references: ReadonlyMap<string, readonly Reference[]>,
+  ) {
+    const going = decided.flatMap((decision) => {
+      const onItsWay = decision.verdict === 'expire' || HOLDING_RULES.has(decision.rule);
+      const image = onItsWay ? byId.get(decision.imageId) : undefined;
+      return image ? [image] : [];
+    });
+    const found = await gatherSharedFacts(going, usage, { accountId, now });
+    const sharedIds = new Set<string>();
+    const reportsNeeded = new Set<string>();
+    const decisions = decided.map((decision) => {
+      const extra = found.get(decision.imageId);
+      const image = byId.get(decision.imageId);
+      const facts = first.facts.get(decision.imageId);
+      if (!extra || !image || !facts) return decision;
+      const all = { ...facts, references: references.get(decision.imageId) ?? [], ...extra };
+      if (all.usage !== undefined) sharedIds.add(image.imageId);
+      if (usageReportNeeded(image, all, policy, now)) reportsNeeded.add(image.imageId);
+      return evaluateImage(image, all, policy, now);
+    });
+    return { decisions, sharedIds, reportsNeeded };
+  }
   const decisions = plan.then(async (imagePlan) => {
     let final = imagePlan.decisions;
     try {

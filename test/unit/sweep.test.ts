@@ -128,8 +128,15 @@ describe('runSweep on the demo account', () => {
     // Act
     const report = await runSweep(ports, request({ now: later }));
 
-    // Assess: the ten marked a week ago, plus the one an earlier run marked 3 days before the first apply.
-    const due = [...ELIGIBLE_UNMARKED, 'reporting-2025-12-01'].map(byName);
+    // Assess: the ten marked a week ago, plus the one an earlier run marked 3 days before the first
+    // apply; but not the public api-v3, whose use in other accounts no usage report has cleared.
+    const due = [...ELIGIBLE_UNMARKED.filter((name) => name !== 'api-v3'), 'reporting-2025-12-01'].map(byName);
+    const publicImage = byName('api-v3');
+    expect(account.images.has(publicImage.imageId)).toBe(true);
+    expect(report.decisions.find((d) => d.imageId === publicImage.imageId)).toMatchObject({
+      verdict: 'keep',
+      rule: 'shared-use-unknown',
+    });
     const deregistered = account.calls.filter((call) => call.startsWith('deregisterImage '));
     expect(deregistered.map((call) => call.slice('deregisterImage '.length)).sort()).toEqual(
       due.map((subject) => subject.imageId).sort(),

@@ -1,0 +1,81 @@
+import { USAGE_REPORT_TAG } from '../config/policy.ts';
+import { errorCode, errorMessage, UnsupportedApiError } from '../errors.ts';
+import type { Image, ImageFacts, UsageFact } from '../model.ts';
+import { isSharedBeyondAccount } from '../rules/shared-image.ts';
+import { forEachConcurrent } from './concurrency.ts';
+import type { ImageUsagePort } from './ports.ts';
+
+/** Recorded in the usage-report tag where the endpoint has no usage reports. */
+export const UNSUPPORTED_MARK = 'unsupported';
+
+/** Launch permissions are one call per image; a few at a time, the limiter sets the pace. */
+const SHARING_CONCURRENCY = 8;
+
+export type SharedFacts = Pick<ImageFacts, 'sharing' | 'usage'>;
+
+/**
+ * What the shared-image gate needs, for the images the other rules would let go and only those:
+ * who each may be launched by and, where that reaches beyond the account, what its AMI usage
+ * report says. A fact that cannot be read becomes an `error` usage, which keeps the image: an
+ * unknown use is never read as "unused".
+ */
+export async function gatherSharedFacts(
+  images: readonly Image[],
+  usage: ImageUsagePort,
+  context: { accountId: string; now: Date },
+): Promise<Map<string, SharedFacts>> {
+  const facts = new Map<string, SharedFacts>();
+  await forEachConcurrent(images, SHARING_CONCURRENCY, async (image) => {
+    let sharing: ImageFacts['sharing'];
+    try {
+      sharing = await usage.launchPermissions(image.imageId);
+    } catch (error) {
+      facts.set(image.imageId, {
+        usage: {
+          status: 'error',
+          errorCode: errorCode(error),
+          detail: `its launch permissions could not be read: ${errorMessage(error)}`,
+        },
+      });
+      return;
+    }
+    if (!sharing || !isSharedBeyondAccount(sharing, context.accountId)) {
+      facts.set(image.imageId, { sharing });
+      return;
+    }
+    facts.set(image.imageId, { sharing, usage: await usageOf(image, usage, context.now) });
+  });
+  return facts;
+}
+
+/** How long an endpoint found without usage reports is taken at its word before asking again. */
+const UNSUPPORTED_RECHECK_DAYS = 7;
+
+/**
+ * The report recorded on the image (`<report id> <requested at>`, or `unsupported <when>` where the
+ * endpoint had no usage reports), as it stands now.
+ */
+async function usageOf(image: Image, usage: ImageUsagePort, now: Date): Promise<UsageFact> {
+  const [recorded, at] = image.tags[USAGE_REPORT_TAG]?.trim().split(/\s+/) ?? [];
+  if (!recorded) return { status: 'none', detail: 'no AMI usage report was requested yet' };
+  if (recorded === UNSUPPORTED_MARK) {
+    const since = at ? new Date(at) : undefined;
+    const fresh =
+      since &&
+      !Number.isNaN(since.getTime()) &&
+      now.getTime() - since.getTime() < UNSUPPORTED_RECHECK_DAYS * 86_400_000;
+    return fresh
+      ? { status: 'unsupported', detail: 'AMI usage reports are not supported by this endpoint' }
+      : { status: 'none', detail: 'usage reports were not supported when last asked; asking again' };
+  }
+  try {
+    const report = await usage.usageReport(image.imageId, recorded);
+    if (!report) return { status: 'none', detail: `usage report ${recorded} no longer exists` };
+    return { status: 'report', report };
+  } catch (error) {
+    if (error instanceof UnsupportedApiError) {
+      return { status: 'unsupported', detail: `${error.operation} is not supported here` };
+    }
+    return { status: 'error', errorCode: errorCode(error), detail: errorMessage(error) };
+  }
+}
