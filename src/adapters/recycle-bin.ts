@@ -6,7 +6,7 @@ import { errorCode, InventoryError, UnsupportedApiError } from '../errors.ts';
 import type { BinnedImage, RetentionRule } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { type AdapterDeps, type Call, forEachConcurrent, makeCall, paginate } from './common.ts';
-import { REQUEST_TIMEOUT_MS } from './http.ts';
+import { CONNECTION_TIMEOUT_MS, REQUEST_TIMEOUT_MS } from './http.ts';
 import { isUnsupportedAction } from './retry.ts';
 
 /**
@@ -26,6 +26,8 @@ export interface RecycleBinDeps extends AdapterDeps {
 
 /** ListImagesInRecycleBin and ListRules both take 1 to 1,000. */
 const PAGE_SIZE = 1000;
+/** One attempt, connection to last byte: the answers are a few kilobytes, read as soon as the headers arrive. */
+const ATTEMPT_TIMEOUT_MS = CONNECTION_TIMEOUT_MS + REQUEST_TIMEOUT_MS;
 /** GetRule calls in flight at once; a Region holds a few dozen rules at most. */
 const CONCURRENCY = 4;
 
@@ -140,18 +142,34 @@ function createRbinSender(ec2: EC2Client, deps: RecycleBinDeps) {
     };
     const signer = new SignatureV4({ credentials, region, service: 'rbin', sha256: config.sha256 });
     const signed = await signer.sign(unsigned);
-    // The EC2 client's handler carries clientTimeouts() (http.ts); the request timeout is named
-    // again here so a client built without them still cannot wait forever for the headers.
-    const { response } = (await config.requestHandler.handle(signed, {
-      requestTimeout: REQUEST_TIMEOUT_MS,
-      ...(abortSignal ? { abortSignal } : {}),
-    })) as { response: { statusCode: number; headers: Headers; body: unknown } };
-    const bytes = await config.streamCollector(response.body);
-    const text = new TextDecoder().decode(bytes);
+    // The EC2 client's handler carries clientTimeouts() (http.ts) and times out first; this bound
+    // holds even for a client built without them, and ends the attempt as a timeout, not an abort.
+    const attemptTimeout = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);
+    const signal = abortSignal ? AbortSignal.any([abortSignal, attemptTimeout]) : attemptTimeout;
+    let status: number;
+    let headers: Headers;
+    let text: string;
+    try {
+      const { response } = (await config.requestHandler.handle(signed, { abortSignal: signal })) as {
+        response: { statusCode: number; headers: Headers; body: unknown };
+      };
+      status = response.statusCode;
+      headers = response.headers;
+      text = new TextDecoder().decode(await config.streamCollector(response.body));
+    } catch (error) {
+      if (attemptTimeout.aborted && !abortSignal?.aborted) {
+        throw Object.assign(
+          new Error(`${operation} got no answer within ${ATTEMPT_TIMEOUT_MS} ms`, { cause: error }),
+          {
+            name: 'TimeoutError',
+          },
+        );
+      }
+      throw error;
+    }
     const parsed = parseJsonObject(text);
-    const status = response.statusCode;
     if (status >= 200 && status < 300 && parsed !== undefined) return parsed;
-    const code = status >= 300 ? awsJsonErrorCode(response.headers, parsed) : undefined;
+    const code = status >= 300 ? awsJsonErrorCode(headers, parsed) : undefined;
     if (code === undefined) {
       // An HTML error page, or a 404 from an emulator without the service: nothing AWS said.
       const answer = new RecycleBinServiceError(
@@ -166,7 +184,7 @@ function createRbinSender(ec2: EC2Client, deps: RecycleBinDeps) {
       code,
       typeof message === 'string' ? message : code,
       status,
-      header(response.headers, 'x-amzn-requestid'),
+      header(headers, 'x-amzn-requestid'),
     );
   };
 }
