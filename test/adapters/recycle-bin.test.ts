@@ -421,7 +421,7 @@ describe('retentionRules', () => {
     expect(rbin.received).toHaveLength(4);
   });
 
-  it.each([
+  it.each<{ case: string; reply: Reply }>([
     {
       case: 'an HTML 500, as moto answers for a service it lacks',
       reply: {
