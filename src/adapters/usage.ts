@@ -56,6 +56,9 @@ const GONE_REPORT_CODES = new Set(['InvalidImageUsageReportId.NotFound', 'Invali
 /** A report EC2 has finished: only then are its entries the whole answer. */
 const COMPLETE_STATE = 'available';
 
+/** EC2 calls a report it could not make `error`; the model, and the rules reading it, call it `failed`. */
+const STATES: Readonly<Record<string, string>> = { error: 'failed' };
+
 /**
  * Whether the endpoint lacks the call: older partitions answer InvalidAction, emulators an HTML
  * 500. Either way the usage is unknown, so the caller is told so rather than handed an empty answer.
@@ -94,7 +97,7 @@ export function toUsageReport(raw: Ec2ImageUsageReport, imageId: string, reportI
     reportId,
     imageId: raw.ImageId ?? imageId,
     // A missing state is not `available`, so the report is never read as complete.
-    state: raw.State ?? 'unknown',
+    state: raw.State === undefined ? 'unknown' : (STATES[raw.State] ?? raw.State),
     ...(raw.StateReason ? { stateReason: raw.StateReason } : {}),
     createdAt: new Date(raw.CreationTime),
     entries: [],
