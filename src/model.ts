@@ -193,6 +193,11 @@ export interface SnapshotOutcome {
   detail?: string;
 }
 
+/** Whether a removal can be undone from the Recycle Bin, and until when. */
+export type Recovery =
+  | { recoverable: true; until: string; rule: string }
+  | { recoverable: false; reason: string };
+
 export interface ActionOutcome {
   action: PlannedAction;
   status: OutcomeStatus;
@@ -200,6 +205,8 @@ export interface ActionOutcome {
   errorCode?: string;
   warnings: string[];
   snapshots: SnapshotOutcome[];
+  /** Deregistrations, where the Recycle Bin's rules were read. */
+  recovery?: Recovery;
 }
 
 /** Who made an API call, resolved from CloudTrail's `userIdentity`. */
@@ -290,6 +297,8 @@ export interface SnapshotActionOutcome {
   status: OutcomeStatus;
   detail?: string;
   errorCode?: string;
+  /** Deletions, where the Recycle Bin's rules were read. */
+  recovery?: Recovery;
 }
 
 export interface SnapshotPlan {

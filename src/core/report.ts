@@ -7,6 +7,7 @@ import type {
   SnapshotActionOutcome,
   SnapshotPlan,
 } from '../model.ts';
+import { ARCHIVE_PRICE_PER_GB_MONTH_USD } from '../rules/undo-window.ts';
 import type { TrailHealth } from './account-audit.ts';
 
 export interface ImageFinding extends Finding {
@@ -71,8 +72,13 @@ export interface CostEstimate {
   reclaimableGiB: number;
   /** Orphaned snapshot GiB marked (before or by this run) and waiting for the grace period to end. */
   scheduledGiB: number;
-  /** (reclaimed + reclaimable) × price. */
+  /** Snapshot GiB moved (or, in a plan, to be moved) to the archive tier, at their full size. */
+  archivedGiB: number;
+  archivePricePerGbMonthUsd: number;
+  /** (reclaimed + reclaimable) × price, plus archived × (price − archive price). */
   estimatedMonthlySavingUsd: number;
+  /** The last day a removal of this run stays in the Recycle Bin, still billed: the saving starts after. */
+  billedInRecycleBinUntil?: string;
   note: string;
 }
 
@@ -227,7 +233,18 @@ function estimateCost(
       if (snapshot.status === 'deleted') reclaimed += size(snapshot.snapshotId);
   }
   let marked = 0;
+  let archived = 0;
+  let binnedUntil: string | undefined;
+  const inBin = (recovery: ActionOutcome['recovery']) => {
+    if (recovery?.recoverable && (binnedUntil === undefined || recovery.until > binnedUntil))
+      binnedUntil = recovery.until;
+  };
+  for (const outcome of outcomes) inBin(outcome.recovery);
   for (const outcome of snapshotOutcomes) {
+    inBin(outcome.recovery);
+    if (outcome.action.kind === 'archive' && (outcome.status === 'done' || WOULD.has(outcome.status))) {
+      archived += outcome.action.sizeGiB;
+    }
     if (outcome.action.kind === 'mark' && (outcome.status === 'done' || WOULD.has(outcome.status))) {
       marked += outcome.action.sizeGiB;
     }
@@ -237,12 +254,31 @@ function estimateCost(
   }
   const scheduled = (plan.snapshots?.scheduled ?? []).reduce((sum, entry) => sum + entry.sizeGiB, marked);
   const round = (value: number) => Math.round(value * 100) / 100;
+  const notes = [
+    'upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds; priced at standard-tier $0.05 per GB-month',
+  ];
+  if (archived > 0) {
+    notes.push(
+      'archived snapshots are priced at the archive tier ($0.0125 per GB-month) at their full size, since archiving stores an incremental snapshot in full, and are billed 90 days at least',
+    );
+  }
+  if (binnedUntil !== undefined) {
+    notes.push(
+      `removals kept in the Recycle Bin are still billed until their retention ends (the last on ${binnedUntil.slice(0, 10)}): the saving starts then`,
+    );
+  }
   return {
     pricePerGbMonthUsd: SNAPSHOT_PRICE_PER_GB_MONTH_USD,
     reclaimedGiB: round(reclaimed),
     reclaimableGiB: round(reclaimable),
     scheduledGiB: round(scheduled),
-    estimatedMonthlySavingUsd: round((reclaimed + reclaimable) * SNAPSHOT_PRICE_PER_GB_MONTH_USD),
-    note: 'upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds; priced at standard-tier $0.05 per GB-month',
+    archivedGiB: round(archived),
+    archivePricePerGbMonthUsd: ARCHIVE_PRICE_PER_GB_MONTH_USD,
+    estimatedMonthlySavingUsd: round(
+      (reclaimed + reclaimable) * SNAPSHOT_PRICE_PER_GB_MONTH_USD +
+        archived * (SNAPSHOT_PRICE_PER_GB_MONTH_USD - ARCHIVE_PRICE_PER_GB_MONTH_USD),
+    ),
+    ...(binnedUntil === undefined ? {} : { billedInRecycleBinUntil: binnedUntil }),
+    note: notes.join('; '),
   };
 }

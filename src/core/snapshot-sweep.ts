@@ -1,6 +1,13 @@
 import type { Policy } from '../config/policy.ts';
 import { errorCode } from '../errors.ts';
-import type { Image, SharePermissions, Snapshot, SnapshotDecision, SnapshotFacts } from '../model.ts';
+import type {
+  BinnedImage,
+  Image,
+  SharePermissions,
+  Snapshot,
+  SnapshotDecision,
+  SnapshotFacts,
+} from '../model.ts';
 import { evaluateSnapshot } from '../rules/snapshot-orphan.ts';
 import { forEachConcurrent } from './concurrency.ts';
 import { removalLimit } from './planner.ts';
@@ -90,6 +97,8 @@ export async function evaluateSnapshots(
     log: Log;
     warnings: string[];
     budget?: ShareCheckBudget | undefined;
+    /** Images in the Recycle Bin, where the bin could be read: their snapshots are not orphans. */
+    binnedImages?: ReadonlyMap<string, BinnedImage> | undefined;
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
@@ -109,6 +118,7 @@ export async function evaluateSnapshots(
     ...(volumes && snapshot.volumeId ? { volumeExists: volumes.has(snapshot.volumeId) } : {}),
     ...(volumes && !snapshot.volumeId ? { volumeExists: false } : {}),
     ...(sharing ? { sharing } : {}),
+    ...(context.binnedImages ? { binnedImages: context.binnedImages } : {}),
   });
 
   const decisions = new Map<string, SnapshotDecision>();

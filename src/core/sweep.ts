@@ -45,6 +45,12 @@ import {
   type SnapshotInventory,
   type SnapshotPorts,
 } from './snapshot-sweep.ts';
+import {
+  annotateRecovery,
+  readUndoWindow,
+  type UndoWindow,
+  undoWindowAccountFindings,
+} from './undo-window.ts';
 
 export interface SweepPorts {
   inventory: InventoryPort;
@@ -105,8 +111,9 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
 
   const accountFindings: AccountFinding[] = [];
   const warnings: string[] = [];
-  // CloudTrail and EC2 answer independently: the trail check never holds up the inventory.
+  // CloudTrail, the Recycle Bin and EC2 answer independently: neither holds up the inventory.
   const trailChecked = checkTrail(ports, request.region, accountFindings, warnings);
+  const undoRead = readUndoWindow(ports.recycleBin);
   const { accountId, images } = await gatherStep('facts', async () => ({
     accountId: await ports.inventory.accountId(),
     images: await ports.inventory.listOwnedImages(),
@@ -121,7 +128,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
   const snapshotChain = snapshots
-    ? planSnapshots(snapshots, request, { accountId, images, warnings, log })
+    ? planSnapshots(snapshots, request, { accountId, images, warnings, log, undo: undoRead })
     : undefined;
   const imageChain = planImages(ports, request, {
     accountId,
@@ -191,6 +198,14 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
           log,
         )
       : undefined;
+
+  const undo = await undoRead;
+  const imagesById = new Map(images.map((image) => [image.imageId, image]));
+  const snapshotsById = new Map((snapshotEvaluation?.snapshots ?? []).map((s) => [s.snapshotId, s]));
+  annotateRecovery(undo, now, { outcomes, snapshotOutcomes, images: imagesById, snapshots: snapshotsById });
+  accountFindings.push(
+    ...undoWindowAccountFindings(undo, { outcomes, images: imagesById, snapshots: snapshotsById }),
+  );
 
   const report = buildReport(plan, outcomes, {
     undecided: snapshotEvaluation?.undecided ?? 0,
@@ -344,7 +359,13 @@ function guardedSnapshots(
 function planSnapshots(
   snapshots: SnapshotPorts,
   request: SweepRequest,
-  context: { accountId: string; images: readonly Image[]; warnings: string[]; log: Log },
+  context: {
+    accountId: string;
+    images: readonly Image[];
+    warnings: string[];
+    log: Log;
+    undo: Promise<UndoWindow>;
+  },
 ): {
   inventory: Promise<SnapshotInventory>;
   plan: Promise<{ evaluation: SnapshotEvaluation; plan: SnapshotPlan } | undefined>;
@@ -357,7 +378,14 @@ function planSnapshots(
   );
   const plan = inventory.then(async (listed) => {
     try {
-      const evaluation = await evaluateSnapshots(snapshots, listed, { ...context, policy, now, budget });
+      const { binned } = await context.undo;
+      const evaluation = await evaluateSnapshots(snapshots, listed, {
+        ...context,
+        policy,
+        now,
+        budget,
+        binnedImages: binned,
+      });
       return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
     } catch (error) {
       // By now images may be in the middle of being removed: their report must not be lost.

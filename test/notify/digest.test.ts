@@ -137,6 +137,8 @@ function emptyReport(overrides: Partial<RunReport> = {}): RunReport {
       reclaimedGiB: 0,
       reclaimableGiB: 0,
       scheduledGiB: 0,
+      archivedGiB: 0,
+      archivePricePerGbMonthUsd: 0.0125,
       estimatedMonthlySavingUsd: 0,
       note: 'upper bound',
     },
