@@ -1,11 +1,25 @@
 import type {
   DeregisterResult,
   ImageActionsPort,
+  ImageUsagePort,
   InventoryPort,
+  RecycleBinPort,
   SharingPort,
   SnapshotInventoryPort,
 } from '../core/ports.ts';
-import { type Image, NOT_SHARED, type Reference, type SharePermissions, type Snapshot } from '../model.ts';
+import { UnsupportedApiError } from '../errors.ts';
+import {
+  type BinnedImage,
+  type Image,
+  type ImageUsageReport,
+  NOT_SHARED,
+  type Reference,
+  type RetentionRule,
+  type SharePermissions,
+  type Snapshot,
+} from '../model.ts';
+
+const DAY_MS = 86_400_000;
 
 export interface MemoryAccountSeed {
   accountId: string;
@@ -21,6 +35,23 @@ export interface MemoryAccountSeed {
   lockedSnapshotIds?: string[];
   /** Volumes that exist in the account; none unless listed. */
   volumeIds?: string[];
+  /**
+   * The account's clock: it dates the usage reports it creates and what deregistering sends to the
+   * Recycle Bin. Defaults to the newest date in the seed, so a run stays reproducible.
+   */
+  now?: Date;
+  /** AMI usage reports that exist already, in any state. */
+  usageReports?: ImageUsageReport[];
+  /** Images already in the Recycle Bin. */
+  binnedImages?: BinnedImage[];
+  /** Recycle Bin retention rules; a covered image that is deregistered goes to the bin. */
+  retentionRules?: RetentionRule[];
+  /**
+   * Port methods this endpoint lacks (`createUsageReport`, `usageReport`, `launchPermissions`,
+   * `imagesInRecycleBin`, `retentionRules`, `disableImage`, `enableImage`, `archiveSnapshot`):
+   * they throw UnsupportedApiError, as the adapters do where EC2 or moto lack the API.
+   */
+  unsupported?: string[];
 }
 
 class MemoryError extends Error {
@@ -35,7 +66,15 @@ class MemoryError extends Error {
  * demo and the core's tests, and it behaves like EC2 where the core depends on it: unknown ids
  * raise EC2's error codes, deregistering keeps snapshots unless asked, tags merge.
  */
-export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotInventoryPort, SharingPort {
+export class MemoryAccount
+  implements
+    InventoryPort,
+    ImageActionsPort,
+    SnapshotInventoryPort,
+    SharingPort,
+    ImageUsagePort,
+    RecycleBinPort
+{
   readonly id: string;
   readonly images = new Map<string, Image>();
   readonly snapshots = new Map<string, Snapshot & { tags: Record<string, string> }>();
@@ -47,6 +86,15 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
   readonly failures = new Map<string, Error[]>();
   readonly lockedSnapshots = new Set<string>();
   readonly volumes = new Set<string>();
+  /** Usage reports by report id; a test may complete one by changing its state and entries. */
+  readonly usageReports = new Map<string, ImageUsageReport>();
+  /** The Recycle Bin, by image id. */
+  readonly recycleBin = new Map<string, BinnedImage>();
+  readonly retentionRuleList: RetentionRule[] = [];
+  readonly unsupported = new Set<string>();
+  /** The account's clock; a test may move it. */
+  now: Date;
+  private reportsCreated = 0;
 
   constructor(seed: MemoryAccountSeed) {
     this.id = seed.accountId;
@@ -78,6 +126,12 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
       this.sharing.set(id, structuredClone(permissions));
     for (const id of seed.lockedSnapshotIds ?? []) this.lockedSnapshots.add(id);
     for (const id of seed.volumeIds ?? []) this.volumes.add(id);
+    for (const report of seed.usageReports ?? [])
+      this.usageReports.set(report.reportId, structuredClone(report));
+    for (const image of seed.binnedImages ?? []) this.recycleBin.set(image.imageId, structuredClone(image));
+    this.retentionRuleList.push(...structuredClone(seed.retentionRules ?? []));
+    for (const method of seed.unsupported ?? []) this.unsupported.add(method);
+    this.now = seed.now ? new Date(seed.now) : newestDate(seed);
   }
 
   failNext(operation: string, resourceId: string, code: string, message = `${code} (injected)`): void {
@@ -172,6 +226,7 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
       );
     }
     this.images.delete(imageId);
+    this.sendToRecycleBin(image);
     if (!options.deleteAssociatedSnapshots) return {};
     const snapshotResults = image.snapshotIds.map((snapshotId) => {
       const stillUsed = [...this.images.values()].some((other) => other.snapshotIds.includes(snapshotId));
@@ -291,6 +346,95 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
     throw error;
   }
 
+  async disableImage(imageId: string): Promise<void> {
+    this.refuseUnsupported('disableImage', 'DisableImage');
+    const image = this.mutable('disableImage', imageId);
+    image.state = 'disabled';
+    // As EC2 does: a disabled image loses every launch permission, and enabling does not bring them back.
+    image.public = false;
+    this.sharing.delete(imageId);
+  }
+
+  async enableImage(imageId: string): Promise<void> {
+    this.refuseUnsupported('enableImage', 'EnableImage');
+    this.mutable('enableImage', imageId).state = 'available';
+  }
+
+  async archiveSnapshot(snapshotId: string): Promise<void> {
+    this.refuseUnsupported('archiveSnapshot', 'ModifySnapshotTier');
+    this.record('archiveSnapshot', snapshotId);
+    this.existingSnapshot(snapshotId).storageTier = 'archive';
+  }
+
+  async launchPermissions(imageId: string): Promise<SharePermissions> {
+    this.refuseUnsupported('launchPermissions', 'DescribeImageAttribute');
+    this.raiseInjected('launchPermissions', imageId);
+    return structuredClone(this.sharing.get(imageId) ?? NOT_SHARED);
+  }
+
+  async createUsageReport(imageId: string): Promise<string> {
+    this.refuseUnsupported('createUsageReport', 'CreateImageUsageReport');
+    this.record('createUsageReport', imageId);
+    if (!this.images.has(imageId)) {
+      throw new MemoryError('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
+    }
+    this.reportsCreated += 1;
+    const reportId = `amiur-${this.reportsCreated.toString(16).padStart(17, '0')}`;
+    this.usageReports.set(reportId, {
+      reportId,
+      imageId,
+      state: 'pending',
+      createdAt: new Date(this.now),
+      entries: [],
+    });
+    return reportId;
+  }
+
+  async usageReport(imageId: string, reportId: string): Promise<ImageUsageReport | undefined> {
+    this.refuseUnsupported('usageReport', 'DescribeImageUsageReports');
+    this.raiseInjected('usageReport', reportId);
+    const report = this.usageReports.get(reportId);
+    if (!report || report.imageId !== imageId) return undefined;
+    // Entries belong to a complete report only, as DescribeImageUsageReportEntries has them.
+    return structuredClone(report.state === 'available' ? report : { ...report, entries: [] });
+  }
+
+  async imagesInRecycleBin(): Promise<BinnedImage[]> {
+    this.refuseUnsupported('imagesInRecycleBin', 'ListImagesInRecycleBin');
+    this.raiseInjected('imagesInRecycleBin', '*');
+    return [...this.recycleBin.values()]
+      .filter((image) => image.leavesAt === undefined || image.leavesAt > this.now)
+      .map((image) => structuredClone(image));
+  }
+
+  async retentionRules(): Promise<RetentionRule[]> {
+    this.refuseUnsupported('retentionRules', 'ListRules');
+    this.raiseInjected('retentionRules', '*');
+    return structuredClone(this.retentionRuleList);
+  }
+
+  /**
+   * What the Recycle Bin does with a deregistered image: an available rule that covers it keeps it
+   * for its retention period, the longest when several do.
+   */
+  private sendToRecycleBin(image: Image): void {
+    const days = this.retentionRuleList
+      .filter((rule) => rule.resourceType === 'EC2_IMAGE' && rule.status === 'available')
+      .filter((rule) => ruleCovers(rule, image.tags))
+      .map((rule) => rule.retentionDays);
+    if (days.length === 0) return;
+    this.recycleBin.set(image.imageId, {
+      imageId: image.imageId,
+      name: image.name,
+      enteredAt: new Date(this.now),
+      leavesAt: new Date(this.now.getTime() + Math.max(...days) * DAY_MS),
+    });
+  }
+
+  private refuseUnsupported(method: string, operation: string): void {
+    if (this.unsupported.has(method)) throw new UnsupportedApiError(operation);
+  }
+
   async lockedSnapshotIds(): Promise<{ supported: boolean; ids: Set<string> }> {
     this.raiseInjected('lockedSnapshotIds', '*');
     return { supported: true, ids: new Set(this.lockedSnapshots) };
@@ -300,4 +444,20 @@ export class MemoryAccount implements InventoryPort, ImageActionsPort, SnapshotI
     this.raiseInjected('existingVolumeIds', '*');
     return new Set(this.volumes);
   }
+}
+
+/** A tag-level rule covers a resource with any of its tags; a Region-level one all but the excluded. */
+function ruleCovers(rule: RetentionRule, tags: Readonly<Record<string, string>>): boolean {
+  const has = ({ key, value }: { key: string; value: string }) =>
+    key in tags && (value === '' || tags[key] === value);
+  if (rule.resourceTags.length > 0) return rule.resourceTags.some(has);
+  return !rule.excludeTags.some(has);
+}
+
+function newestDate(seed: MemoryAccountSeed): Date {
+  const times = [
+    ...seed.images.map((image) => image.creationDate.getTime()),
+    ...(seed.snapshots ?? []).map((snapshot) => snapshot.startTime.getTime()),
+  ];
+  return new Date(times.length > 0 ? Math.max(...times) : 0);
 }
