@@ -4,7 +4,14 @@ import { defaultPolicy, type Policy, parsePolicy } from '../config/policy.ts';
 import { loadPolicyFile } from '../config/policy-file.ts';
 import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
 import { futureClockReason } from '../core/clock.ts';
-import type { ImageActionsPort, InventoryPort, SharingPort, SnapshotInventoryPort } from '../core/ports.ts';
+import type {
+  ImageActionsPort,
+  ImageUsagePort,
+  InventoryPort,
+  RecycleBinPort,
+  SharingPort,
+  SnapshotInventoryPort,
+} from '../core/ports.ts';
 import { unboundedDeadline } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import type { SnapshotPorts } from '../core/snapshot-sweep.ts';
@@ -132,6 +139,8 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
         actions: ports.actions,
         trailHealth: ports.trailHealth,
         snapshots: ports.snapshotPorts,
+        ...(ports.usage ? { usage: ports.usage } : {}),
+        ...(ports.recycleBin ? { recycleBin: ports.recycleBin } : {}),
         log: logger,
       },
       {
@@ -225,6 +234,8 @@ interface AccountPorts {
   sharing: SharingPort;
   trailHealth: TrailHealthCheck;
   snapshotPorts: SnapshotPorts;
+  usage?: ImageUsagePort;
+  recycleBin?: RecycleBinPort;
 }
 
 function demoPorts(now: Date): AccountPorts {
@@ -279,12 +290,16 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     { createSharing },
     { createSnapshotInventory, createSnapshotPorts },
     { createTrailHealthCheck },
+    { createImageUsage },
+    { createRecycleBin },
   ] = await Promise.all([
     import('../adapters/clients.ts'),
     import('../adapters/ec2.ts'),
     import('../adapters/sharing.ts'),
     import('../adapters/snapshots.ts'),
     import('../adapters/cloudtrail.ts'),
+    import('../adapters/usage.ts'),
+    import('../adapters/recycle-bin.ts'),
   ]);
   const clients = createAwsClients({ region });
   return {
@@ -297,6 +312,8 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     sharing: createSharing(clients),
     trailHealth: createTrailHealthCheck(clients),
     snapshotPorts: createSnapshotPorts(clients),
+    usage: createImageUsage(clients),
+    recycleBin: createRecycleBin(clients),
   };
 }
 

@@ -6,8 +6,10 @@ import * as z from 'zod';
 import { backfillCreators, createCreatorLookup, createTrailHealthCheck } from '../adapters/cloudtrail.ts';
 import { createContinuationQueue } from '../adapters/continuation-queue.ts';
 import { createImageActions, createInventory } from '../adapters/ec2.ts';
+import { createRecycleBin } from '../adapters/recycle-bin.ts';
 import { createSnapshotPorts } from '../adapters/snapshots.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
+import { createImageUsage } from '../adapters/usage.ts';
 import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
@@ -327,6 +329,8 @@ async function defaultDependencies(): Promise<SweepDependencies> {
         actions: createImageActions({ signal }),
         trailHealth: createTrailHealthCheck({ signal }),
         snapshots: createSnapshotPorts({ signal }),
+        usage: createImageUsage({ signal }),
+        recycleBin: createRecycleBin({ signal }),
         attribution: {
           backfill: (images, { now, max }) =>
             backfillCreators(images, lookup, { now, max, createdByTag: CREATED_BY_TAG }),
