@@ -11,10 +11,10 @@ import { isUnsupportedAction } from './retry.ts';
 
 /**
  * The Recycle Bin: which deregistered images can still be restored, and which retention rules send
- * removals there. The rules come from the `rbin` REST-JSON API, called here directly: the only SDK
- * client for it on the registry would bring a second, older copy of the whole SDK core into the
- * bundle. Each request is signed with the EC2 client's own credentials, Region and hash, and sent
- * through its HTTP handler, so it shares their credential chain, timeouts and connections.
+ * removals there. The rules come from the `rbin` REST-JSON API, called here directly: the published
+ * rbin SDK client is far older than the other clients and would bring a second copy of the SDK core
+ * into the bundle. Each request is signed with the EC2 client's own credentials, Region and hash,
+ * and sent through its HTTP handler, so it shares their credential chain, timeouts and connections.
  */
 
 export interface RecycleBinDeps extends AdapterDeps {
@@ -28,7 +28,7 @@ export interface RecycleBinDeps extends AdapterDeps {
 const PAGE_SIZE = 1000;
 /** One attempt, connection to last byte: the answers are a few kilobytes, read as soon as the headers arrive. */
 const ATTEMPT_TIMEOUT_MS = CONNECTION_TIMEOUT_MS + REQUEST_TIMEOUT_MS;
-/** GetRule calls in flight at once; a Region holds a few dozen rules at most. */
+/** GetRule calls in flight at once: a Region holds few rules, and a sweep reads them once. */
 const CONCURRENCY = 4;
 
 const RESOURCE_TYPES: readonly RetentionRule['resourceType'][] = ['EC2_IMAGE', 'EBS_SNAPSHOT'];
@@ -141,7 +141,9 @@ function createRbinSender(ec2: EC2Client, deps: RecycleBinDeps) {
       ...(body === undefined ? {} : { body }),
     };
     const signer = new SignatureV4({ credentials, region, service: 'rbin', sha256: config.sha256 });
-    const signed = await signer.sign(unsigned);
+    // The offset the EC2 client learnt from a clock-skew answer, so this request is not refused for the same skew.
+    const offsetMs = typeof config.systemClockOffset === 'number' ? config.systemClockOffset : 0;
+    const signed = await signer.sign(unsigned, { signingDate: new Date(Date.now() + offsetMs) });
     // The EC2 client's handler carries clientTimeouts() (http.ts) and times out first; this bound
     // holds even for a client built without them, and ends the attempt as a timeout, not an abort.
     const attemptTimeout = AbortSignal.timeout(ATTEMPT_TIMEOUT_MS);

@@ -337,6 +337,24 @@ describe('retentionRules', () => {
     }
   });
 
+  it('signs with the clock offset the EC2 client learnt from a skew answer', async () => {
+    // Prepare
+    const rbin = await fakeRbin(rbinRoutes({ pages: {}, rules: {} }));
+    const client = ec2Client();
+    client.config.systemClockOffset = -3_600_000;
+
+    // Act
+    await recycleBin({ ec2: client, rbinEndpoint: rbin.endpoint }).retentionRules();
+
+    // Assess
+    const amzDate = String(rbin.received[0]?.headers['x-amz-date']);
+    const signedAt = Date.parse(
+      amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'),
+    );
+    expect(Date.now() - signedAt).toBeGreaterThan(3_500_000);
+    expect(Date.now() - signedAt).toBeLessThan(3_700_000);
+  });
+
   it('skips a rule deleted between ListRules and GetRule', async () => {
     // Prepare
     const rbin = await fakeRbin(
