@@ -1,6 +1,6 @@
 import type { AccountAuditReport } from '../core/account-audit.ts';
 import type { RunReport } from '../core/report.ts';
-import type { ActionOutcome } from '../model.ts';
+import type { ActionOutcome, Recovery, SnapshotActionOutcome } from '../model.ts';
 import { oneLine, printable, truncateText } from '../text.ts';
 
 /**
@@ -14,23 +14,24 @@ const MAX_LINE_CHARS = 500;
 
 /** Renders a run report as the readable table the CLI prints. */
 export function renderReport(report: RunReport, width: number | undefined): string {
-  const actionsById = new Map<string, ActionOutcome>();
-  for (const outcome of report.actions) actionsById.set(outcome.action.imageId, outcome);
+  // An image can have more than one action in a run, e.g. a mark and its usage report.
+  const actionsById = new Map<string, ActionOutcome[]>();
+  for (const outcome of report.actions) {
+    actionsById.set(outcome.action.imageId, [...(actionsById.get(outcome.action.imageId) ?? []), outcome]);
+  }
   const scheduledById = new Map(report.scheduled.map((entry) => [entry.imageId, entry]));
   const deferredById = new Map(report.deferred.map((entry) => [entry.imageId, entry]));
 
   const rows = report.decisions.map((decision) => {
-    const outcome = actionsById.get(decision.imageId);
+    const outcomes = actionsById.get(decision.imageId) ?? [];
     const scheduled = scheduledById.get(decision.imageId);
     const deferred = deferredById.get(decision.imageId);
     let action = '-';
-    if (outcome) action = describeAction(outcome, report.mode);
-    else if (scheduled) action = `scheduled ${scheduled.removeAfter.slice(0, 10)}`;
+    if (outcomes.length > 0)
+      action = outcomes.map((outcome) => describeAction(outcome, report.mode)).join(', ');
+    else if (scheduled) action = scheduledLabel(scheduled.removeAfter, scheduled.next, 'deregister');
     else if (deferred) action = 'deferred (cap)';
-    const notes = outcome
-      ? [...outcome.warnings, ...(outcome.status === 'failed' ? [outcome.detail ?? ''] : [])]
-      : [];
-    const reason = [decision.reason, ...notes].filter(Boolean).join(' | ');
+    const reason = [decision.reason, ...outcomes.flatMap(imageNotes)].filter(Boolean).join(' | ');
     return [decision.imageId, decision.name, decision.verdict, action, decision.rule, reason];
   });
 
@@ -68,19 +69,57 @@ export function renderReport(report: RunReport, width: number | undefined): stri
 export function summary(report: RunReport): string {
   const t = report.totals;
   const head = `${t.images} images, ${t.eligible} eligible, ${t.kept} kept, ${t.findings} findings`;
+  const enables = (o: ActionOutcome) => o.action.kind === 'unmark' && o.action.enable === true;
   if (report.mode === 'plan') {
     const count = (kind: string) => report.actions.filter((o) => o.action.kind === kind).length;
     const snapshots = report.actions.reduce((sum, o) => sum + (o.action.snapshotIds?.length ?? 0), 0);
+    const reports = report.actions.filter(asksForUsageReport).length;
     return (
       `Plan: ${head}; would mark ${count('mark')}, deregister ${count('deregister')} (${snapshots} snapshots), ` +
-      `unmark ${count('unmark')}; ${t.scheduled} scheduled, ${t.deferred} deferred by the cap.`
+      `unmark ${count('unmark')}; ${t.scheduled} scheduled, ${t.deferred} deferred by the cap.` +
+      optionalSteps('Also would', [
+        [count('disable'), 'disable N'],
+        [report.actions.filter(enables).length, 'enable N again'],
+        [reports, reports === 1 ? 'request N usage report' : 'request N usage reports'],
+      ])
     );
   }
   const prefix = report.dryRun ? 'Dry run (nothing changed)' : 'Applied';
+  const done = (test: (o: ActionOutcome) => boolean) =>
+    report.actions.filter((o) => o.status === 'done' && test(o)).length;
+  // A mark whose usage report could not be requested still stands; the failure is its warning.
+  const requested = done(
+    (o) =>
+      o.action.kind === 'request-usage-report' ||
+      (asksForUsageReport(o) && !o.warnings.some((warning) => /usage report/i.test(warning))),
+  );
   return (
     `${prefix}: ${head}; ${t.marked} marked, ${t.deregistered} deregistered, ${t.snapshotsDeleted} snapshots deleted, ` +
     `${t.unmarked} unmarked, ${t.alreadyGone} already gone, ${t.skipped} skipped, ${t.failed} failed, ` +
-    `${t.snapshotsFailed} snapshot failures, ${t.notReached} not reached; ${t.scheduled} scheduled, ${t.deferred} deferred.`
+    `${t.snapshotsFailed} snapshot failures, ${t.notReached} not reached; ${t.scheduled} scheduled, ${t.deferred} deferred.` +
+    optionalSteps('Also', [
+      [done((o) => o.action.kind === 'disable'), 'N disabled'],
+      [done(enables), 'N enabled again'],
+      [requested, requested === 1 ? 'N usage report requested' : 'N usage reports requested'],
+    ])
+  );
+}
+
+/**
+ * Steps only some policies take, appended after the sentence scripts parse, and only when one
+ * happened, so a run without them prints what it always did. `N` in a label stands for the count.
+ */
+function optionalSteps(lead: string, steps: readonly (readonly [number, string])[]): string {
+  const shown = steps
+    .filter(([value]) => value > 0)
+    .map(([value, label]) => label.replace('N', String(value)));
+  return shown.length > 0 ? ` ${lead} ${shown.join(', ')}.` : '';
+}
+
+function asksForUsageReport(outcome: ActionOutcome): boolean {
+  return (
+    outcome.action.kind === 'request-usage-report' ||
+    (outcome.action.kind === 'mark' && outcome.action.requestUsageReport === true)
   );
 }
 
@@ -91,19 +130,21 @@ function snapshotTable(report: RunReport, width: number | undefined): string[] {
   const scheduled = new Map(report.snapshotScheduled.map((entry) => [entry.snapshotId, entry]));
   const deferred = new Set(report.snapshotDeferred.map((entry) => entry.snapshotId));
   const shown = report.snapshotDecisions.filter((d) => d.rule !== 'in-use' || actions.has(d.snapshotId));
+  const archiving = archiveStepOn(report);
   const rows = shown.map((d) => {
     const outcome = actions.get(d.snapshotId);
     const entry = scheduled.get(d.snapshotId);
     let action = '-';
     if (outcome) {
-      const label =
-        outcome.action.kind === 'mark' && outcome.action.removeAfter
-          ? `mark (delete ${outcome.action.removeAfter.slice(0, 10)})`
-          : outcome.action.kind;
+      const label = snapshotActionLabel(outcome, archiving);
       action = report.mode === 'plan' ? label : `${label}: ${outcome.status}`;
-    } else if (entry) action = `scheduled ${entry.removeAfter.slice(0, 10)}`;
+    } else if (entry) action = scheduledLabel(entry.removeAfter, entry.next, 'delete');
     else if (deferred.has(d.snapshotId)) action = 'deferred (cap)';
-    const reason = [d.reason, ...(outcome?.status === 'failed' ? [outcome.detail ?? ''] : [])]
+    const reason = [
+      d.reason,
+      ...(outcome?.status === 'failed' ? [outcome.detail ?? ''] : []),
+      ...(outcome?.recovery ? [recoveryNote(outcome.recovery)] : []),
+    ]
       .filter(Boolean)
       .join(' | ');
     return [d.snapshotId, `${formatGiB(d.sizeGiB)} GiB`, d.verdict, action, d.rule, reason];
@@ -120,14 +161,56 @@ function snapshotTable(report: RunReport, width: number | undefined): string[] {
   ];
 }
 
+/**
+ * Whether orphans are archived before (or instead of) being deleted. The report carries no policy,
+ * only its traces: an archive in this run, or scheduled entries, which name their next step
+ * exactly when a step is on. Without either, the default (delete) is assumed.
+ */
+function archiveStepOn(report: RunReport): boolean {
+  return (
+    report.snapshotActions.some((o) => o.action.kind === 'archive') ||
+    report.snapshotScheduled.some((entry) => entry.next !== undefined)
+  );
+}
+
+function snapshotActionLabel(outcome: SnapshotActionOutcome, archiving: boolean): string {
+  const { action } = outcome;
+  if (action.kind !== 'mark' || !action.removeAfter) return action.kind;
+  // With the archive step on, a mark's date is its last step's: the deletion, or the archiving
+  // itself when archived orphans are kept.
+  return archiving
+    ? `mark (last step ${action.removeAfter.slice(0, 10)})`
+    : `mark (delete ${action.removeAfter.slice(0, 10)})`;
+}
+
+/** `scheduled DATE` when the removal is next; the step's own name when an optional step is. */
+function scheduledLabel(dueAt: string, next: string | undefined, removal: string): string {
+  const step = next === undefined || next === removal ? 'scheduled' : next;
+  return `${step} ${dueAt.slice(0, 10)}`;
+}
+
+function recoveryNote(recovery: Recovery): string {
+  return recovery.recoverable
+    ? `recoverable until ${recovery.until.slice(0, 10)} (rule ${recovery.rule})`
+    : `not recoverable: ${recovery.reason}`;
+}
+
 function snapshotSummary(report: RunReport): string {
   const t = report.totals;
   const head = `Snapshots: ${t.snapshots} examined, ${t.orphans} orphans, ${t.snapshotsKept} kept`;
+  const archives = (statuses: readonly string[]) =>
+    report.snapshotActions.filter((o) => o.action.kind === 'archive' && statuses.includes(o.status)).length;
   if (report.mode === 'plan') {
     const count = (kind: string) => report.snapshotActions.filter((o) => o.action.kind === kind).length;
-    return `${head}; would mark ${count('mark')}, delete ${count('delete')}, unmark ${count('unmark')}; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred by the cap.`;
+    return (
+      `${head}; would mark ${count('mark')}, delete ${count('delete')}, unmark ${count('unmark')}; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred by the cap.` +
+      optionalSteps('Also would', [[count('archive'), 'archive N']])
+    );
   }
-  return `${head}; ${t.snapshotsMarked} marked, ${t.orphansDeleted} deleted, ${t.snapshotsUnmarked} unmarked; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred.`;
+  return (
+    `${head}; ${t.snapshotsMarked} marked, ${t.orphansDeleted} deleted, ${t.snapshotsUnmarked} unmarked; ${t.snapshotsScheduled} scheduled, ${t.snapshotsDeferred} deferred.` +
+    optionalSteps('Also', [[archives(['done']), 'N archived']])
+  );
 }
 
 function costSummary(report: RunReport): string {
@@ -138,7 +221,15 @@ function costSummary(report: RunReport): string {
       ? `reclaimed ${formatGiB(cost.reclaimedGiB)} GiB`
       : `would reclaim ${formatGiB(cost.reclaimableGiB)} GiB`;
   const later = cost.scheduledGiB > 0 ? `; ${formatGiB(cost.scheduledGiB)} GiB more scheduled` : '';
-  return `Estimated saving: ${what}, up to ${amount}${later} (an upper bound: snapshots are incremental).`;
+  const moved = report.mode === 'apply' && !report.dryRun ? 'moved' : 'would move';
+  const archived =
+    cost.archivedGiB > 0
+      ? `; ${moved} ${formatGiB(cost.archivedGiB)} GiB to the archive tier ($${cost.archivePricePerGbMonthUsd} per GB-month at full size, 90 days at least)`
+      : '';
+  const binned = cost.billedInRecycleBinUntil
+    ? `; removals kept in the Recycle Bin are billed until ${cost.billedInRecycleBinUntil.slice(0, 10)}, so the saving starts then`
+    : '';
+  return `Estimated saving: ${what}, up to ${amount}${later}${archived}${binned} (an upper bound: snapshots are incremental).`;
 }
 
 function formatGiB(value: number): string {
@@ -173,11 +264,41 @@ function title(report: RunReport): string {
 function describeAction(outcome: ActionOutcome, mode: RunReport['mode']): string {
   const { action } = outcome;
   let text: string = action.kind;
-  if (action.kind === 'mark' && action.removeAfter) text = `mark (remove ${action.removeAfter.slice(0, 10)})`;
+  if (action.kind === 'mark' && action.removeAfter) {
+    // With the disable step on, what the mark leads to first is the disabling.
+    text =
+      action.deprecateAt && action.deprecateAt !== action.removeAfter
+        ? `mark (disable ${action.deprecateAt.slice(0, 10)})`
+        : `mark (remove ${action.removeAfter.slice(0, 10)})`;
+  }
   if (action.kind === 'deregister' && action.snapshotIds?.length) {
     text = `deregister +${action.snapshotIds.length} snap`;
   }
+  if (action.kind === 'unmark' && action.enable) text = 'unmark + enable';
   return mode === 'plan' ? text : `${text}: ${outcome.status}`;
+}
+
+/** What a row's reason adds about its action: warnings, why it failed or was skipped, recovery. */
+function imageNotes(outcome: ActionOutcome): string[] {
+  const { action } = outcome;
+  const notes = [...outcome.warnings];
+  if (
+    outcome.status === 'failed' ||
+    (outcome.status === 'skipped' && action.kind === 'request-usage-report')
+  ) {
+    notes.push(outcome.detail ?? '');
+  }
+  if (
+    action.kind === 'mark' &&
+    action.deprecateAt &&
+    action.removeAfter &&
+    action.deprecateAt !== action.removeAfter
+  ) {
+    notes.push(`deregistered after ${action.removeAfter.slice(0, 10)} if still eligible`);
+  }
+  if (action.kind === 'mark' && action.requestUsageReport) notes.push('with an AMI usage report');
+  if (outcome.recovery) notes.push(recoveryNote(outcome.recovery));
+  return notes;
 }
 
 /** Removal candidates first, then by name (or id), so the rows that matter lead. */
