@@ -1,5 +1,6 @@
 import type { RunReport } from '../core/report.ts';
-import type { OutcomeStatus, Severity } from '../model.ts';
+import type { OutcomeStatus, Recovery, Severity } from '../model.ts';
+import { SHARED_USE_UNKNOWN } from '../rules/shared-image.ts';
 import {
   context,
   divider,
@@ -60,7 +61,9 @@ export function digestMessage(report: RunReport): SlackMessage {
   }
   blocks.push(divider());
   blocks.push(...scheduledSections(report));
+  blocks.push(...waitingSections(report));
   blocks.push(...removedSections(report));
+  blocks.push(...disabledSections(report));
   blocks.push(...findingSections(report));
   blocks.push(...failureSections(report));
   blocks.push(...deferredSections(report));
@@ -130,11 +133,28 @@ function reclaimedText(report: RunReport): string {
   if (reclaimedGiB > 0 || reclaimableGiB === 0) lines.push(`${gib(reclaimedGiB)} reclaimed`);
   if (reclaimableGiB > 0) lines.push(`would reclaim ${gib(reclaimableGiB)}`);
   if (scheduledGiB > 0) lines.push(`${gib(scheduledGiB)} of snapshots scheduled`);
+  const { archivedGiB } = report.cost;
+  if (archivedGiB > 0) {
+    lines.push(
+      report.mode === 'apply' && !report.dryRun
+        ? `${gib(archivedGiB)} archived`
+        : `would archive ${gib(archivedGiB)}`,
+    );
+  }
   return lines.join('\n');
 }
 
 function costNote(report: RunReport): string {
-  return `The saving is an estimate and an upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds. Priced at ${usd(report.cost.pricePerGbMonthUsd)} per GB-month (standard tier).`;
+  const { cost } = report;
+  const archive =
+    cost.archivedGiB > 0
+      ? ` Archived snapshots at ${usd(cost.archivePricePerGbMonthUsd, 4)} per GB-month at their full size, 90 days at least.`
+      : '';
+  // Money leaves only when the bin lets go of what it keeps, so the saving starts later.
+  const bin = cost.billedInRecycleBinUntil
+    ? ` Removals kept in the Recycle Bin are billed until ${day(cost.billedInRecycleBinUntil)}; the saving starts then.`
+    : '';
+  return `The saving is an estimate and an upper bound: snapshots are incremental, so deleting one frees only the blocks no other snapshot still holds. Priced at ${usd(cost.pricePerGbMonthUsd)} per GB-month (standard tier).${archive}${bin}`;
 }
 
 interface Dated {
@@ -148,7 +168,7 @@ function scheduledSections(report: RunReport): SlackBlock[] {
   const images: Dated[] = [
     ...report.scheduled.map((entry) => ({
       removeAfter: entry.removeAfter,
-      line: `• ${imageLabel(entry.imageId, entry.name)} — after ${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
+      line: `• ${imageLabel(entry.imageId, entry.name)} — ${stepAfter(entry.next, 'deregister')}${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
     })),
     ...report.actions.flatMap((outcome) =>
       outcome.action.kind === 'mark' && MARK_STATUSES.has(outcome.status) && outcome.action.removeAfter
@@ -164,7 +184,7 @@ function scheduledSections(report: RunReport): SlackBlock[] {
   const snapshots: Dated[] = [
     ...report.snapshotScheduled.map((entry) => ({
       removeAfter: entry.removeAfter,
-      line: `• ${snapshotLabel(entry.snapshotId, entry.sizeGiB)} — after ${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
+      line: `• ${snapshotLabel(entry.snapshotId, entry.sizeGiB)} — ${stepAfter(entry.next, 'delete')}${day(entry.removeAfter)} (marked ${day(entry.markedAt)})`,
     })),
     ...report.snapshotActions.flatMap((outcome) =>
       outcome.action.kind === 'mark' && MARK_STATUSES.has(outcome.status) && outcome.action.removeAfter
@@ -213,17 +233,65 @@ function removedSections(report: RunReport): SlackBlock[] {
         const snapshots = outcome.action.snapshotIds?.length ?? 0;
         const withSnapshots =
           snapshots > 0 ? ` with ${count(snapshots)} snapshot${snapshots === 1 ? '' : 's'}` : '';
-        return `• ${imageLabel(outcome.action.imageId, outcome.action.name)}${withSnapshots}`;
+        return `• ${imageLabel(outcome.action.imageId, outcome.action.name)}${withSnapshots}${recoveryNote(outcome.recovery)}`;
       }),
     ...report.snapshotActions
       .filter((outcome) => outcome.action.kind === 'delete' && wanted.has(outcome.status))
-      .map((outcome) => `• ${snapshotLabel(outcome.action.snapshotId, outcome.action.sizeGiB)} (orphan)`),
+      .map(
+        (outcome) =>
+          `• ${snapshotLabel(outcome.action.snapshotId, outcome.action.sizeGiB)} (orphan)${recoveryNote(outcome.recovery)}`,
+      ),
   ];
   if (lines.length === 0) return [];
   const title = done
     ? `*Removed this run* (${count(lines.length)})`
     : `*Due for removal now* (${count(lines.length)}): nothing was removed`;
   return [section(list(title, lines))];
+}
+
+/**
+ * Shared images whose removal is due but held: their use in other accounts is not known yet
+ * (no report, one still pending, too young, failed, or none possible here). Each waits for a
+ * person or a later report, so each says why.
+ */
+function waitingSections(report: RunReport): SlackBlock[] {
+  const waiting = report.decisions.filter((decision) => decision.rule === SHARED_USE_UNKNOWN);
+  if (waiting.length === 0) return [];
+  return [
+    section(
+      list(
+        `*Shared images waiting on a usage report* (${count(waiting.length)}): not removed until one shows no use elsewhere`,
+        waiting.map(
+          (decision) => `• ${imageLabel(decision.imageId, decision.name)} — ${escapeMrkdwn(decision.reason)}`,
+        ),
+      ),
+    ),
+  ];
+}
+
+/** Disabling stops every launch, in every account the image is shared with: worth its own list. */
+function disabledSections(report: RunReport): SlackBlock[] {
+  const done = report.mode === 'apply' && !report.dryRun;
+  const wanted: ReadonlySet<OutcomeStatus> = done ? new Set(['done']) : WOULD;
+  const lines = report.actions
+    .filter((outcome) => outcome.action.kind === 'disable' && wanted.has(outcome.status))
+    .map((outcome) => `• ${imageLabel(outcome.action.imageId, outcome.action.name)}`);
+  if (lines.length === 0) return [];
+  const title = done
+    ? `*Disabled this run* (${count(lines.length)}): deregistered later if still eligible`
+    : `*Due to be disabled now* (${count(lines.length)}): nothing was disabled`;
+  return [section(list(title, lines))];
+}
+
+/** Briefly, whether a removal can still be undone from the Recycle Bin; nothing where unknown. */
+function recoveryNote(recovery: Recovery | undefined): string {
+  if (!recovery) return '';
+  return recovery.recoverable ? ` — recoverable until ${day(recovery.until)}` : ' — not recoverable';
+}
+
+/** `after DATE` when the removal is next; the step's name first when an optional step is. */
+function stepAfter(next: string | undefined, removal: string): string {
+  return next === undefined || next === removal ? 'after ' : `${escapeMrkdwn(next)} after `;
 }
 
 interface FindingLine {
@@ -393,8 +461,8 @@ function gib(value: number): string {
   return `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })} GiB`;
 }
 
-function usd(value: number): string {
-  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+function usd(value: number, maxFractionDigits = 2): string {
+  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: maxFractionDigits })}`;
 }
 
 function day(iso: string): string {
