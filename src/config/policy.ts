@@ -45,7 +45,8 @@ export const policySchema = z.strictObject({
        */
       deprecate: z.boolean().default(true),
       /**
-       * Disable an image (DisableImage: reversible, no launch anywhere) once its grace period is
+       * Disable an image (DisableImage: no launch anywhere; EnableImage undoes it, though not the
+       * launch permissions DisableImage drops) once its grace period is
        * over, and deregister it this many days later if it is still eligible; null skips the step.
        */
       disableDays: dayCount.nullable().default(null),

@@ -142,7 +142,8 @@ export function executePlan(
 }
 
 /**
- * Disabling is reversible and stops every new launch, everywhere. The tag goes first: it is what
+ * Disabling stops every new launch, everywhere, and EnableImage undoes it (EC2 drops the image's
+ * launch permissions on disabling, and enabling does not bring them back). The tag goes first: it is what
  * says the image was disabled by this janitor, so only such an image is ever enabled again.
  */
 async function disable(

@@ -60,7 +60,10 @@ export interface ImageActionsPort {
    * is deregistered, so a snapshot tagged exempt since planning is left out of the deletion.
    */
   describeSnapshots?(snapshotIds: readonly string[]): Promise<Snapshot[]>;
-  /** DisableImage: reversible, and no one anywhere can launch the image any more. */
+  /**
+   * DisableImage: no one anywhere can launch the image any more. EC2 drops its launch permissions,
+   * which EnableImage does not restore.
+   */
   disableImage?(imageId: string): Promise<void>;
   /** EnableImage: only for an image this janitor disabled. */
   enableImage?(imageId: string): Promise<void>;
