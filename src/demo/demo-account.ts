@@ -1,16 +1,35 @@
-import { MARKED_AT_TAG } from '../config/policy.ts';
-import { type Image, NOT_SHARED, type Reference, type SharePermissions, type Snapshot } from '../model.ts';
+import { MARKED_AT_TAG, USAGE_REPORT_TAG } from '../config/policy.ts';
+import {
+  type BinnedImage,
+  type Image,
+  type ImageUsageReport,
+  NOT_SHARED,
+  type Reference,
+  type RetentionRule,
+  type SharePermissions,
+  type Snapshot,
+} from '../model.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
 import type { MemoryAccountSeed } from './memory-account.ts';
 
 export const DEMO_ACCOUNT_ID = '111122223333';
 const OTHER_ACCOUNT_ID = '444455556666';
 const OUTSIDE_ACCOUNT_ID = '999988887777';
+/** A partner the web images are shared with on purpose: allowed, yet its use still guards them. */
+const PARTNER_ACCOUNT_ID = '555566667777';
 
-/** The policy the demo runs with: defaults plus required tags, so that rule shows too. */
+/**
+ * The policy the demo runs with: defaults plus required tags, so that rule shows too, and the
+ * partner account allowed, so its shares raise no finding but still go through the usage gate.
+ */
 export const demoPolicyDocument = {
   requiredTags: { keys: ['Owner', 'CostCenter'] },
+  sharing: { allowedAccounts: [PARTNER_ACCOUNT_ID] },
 };
+
+/** Usage reports recorded on the demo's shared images (`ami-janitor:usage-report`). */
+const REPORT_IN_USE = 'amiur-0de70000000000a01';
+const REPORT_PENDING = 'amiur-0de70000000000a02';
 
 const OWNED = { Owner: 'platform-team', CostCenter: 'cc-1001' };
 
@@ -122,6 +141,28 @@ export function demoAccount(now: Date): MemoryAccountSeed {
       deprecatedInDays: 2,
       uses: [ref('ec2:Instance', 'i-0a1b2c3d4e5f60003', 'stopped')],
     },
+    // Old web images shared with the partner, marked by an earlier run with a usage report asked
+    // for at the mark. The partner still launches the first (its complete report shows it), so it
+    // is kept and unmarked; the second's report is not back yet, so its removal waits.
+    {
+      name: 'web-2025-09-01',
+      ageDays: 447,
+      tags: {
+        ...OWNED,
+        [MARKED_AT_TAG]: ago(10).toISOString(),
+        [USAGE_REPORT_TAG]: `${REPORT_IN_USE} ${new Date(ago(10).getTime() + 60_000).toISOString()}`,
+      },
+    },
+    {
+      name: 'web-2025-07-01',
+      ageDays: 509,
+      tags: {
+        ...OWNED,
+        [MARKED_AT_TAG]: ago(8).toISOString(),
+        // The report asked for at the mark failed; this is the fresh one asked for yesterday.
+        [USAGE_REPORT_TAG]: `${REPORT_PENDING} ${ago(1).toISOString()}`,
+      },
+    },
   ];
 
   const images: Image[] = [];
@@ -160,6 +201,33 @@ export function demoAccount(now: Date): MemoryAccountSeed {
   const sharing: Record<string, SharePermissions> = {};
   const shared = idOf('api-v4');
   if (shared) sharing[shared.imageId] = { ...NOT_SHARED, accounts: [OUTSIDE_ACCOUNT_ID] };
+  const usageReports: ImageUsageReport[] = [];
+  const inUseElsewhere = idOf('web-2025-09-01');
+  if (inUseElsewhere) {
+    sharing[inUseElsewhere.imageId] = { ...NOT_SHARED, accounts: [PARTNER_ACCOUNT_ID] };
+    // Asked for with the mark, so just after it; complete, and older than the two days reports lag by.
+    usageReports.push({
+      reportId: REPORT_IN_USE,
+      imageId: inUseElsewhere.imageId,
+      state: 'available',
+      createdAt: new Date(ago(10).getTime() + 60_000),
+      entries: [
+        { accountId: PARTNER_ACCOUNT_ID, resourceType: 'ec2:Instance', usageCount: 3 },
+        { accountId: PARTNER_ACCOUNT_ID, resourceType: 'ec2:LaunchTemplate', usageCount: 1 },
+      ],
+    });
+  }
+  const awaitingReport = idOf('web-2025-07-01');
+  if (awaitingReport) {
+    sharing[awaitingReport.imageId] = { ...NOT_SHARED, accounts: [PARTNER_ACCOUNT_ID] };
+    usageReports.push({
+      reportId: REPORT_PENDING,
+      imageId: awaitingReport.imageId,
+      state: 'pending',
+      createdAt: ago(1),
+      entries: [],
+    });
+  }
   const exposedSnapshot = idOf('web-2026-06-15')?.snapshotIds[0];
   if (exposedSnapshot) sharing[exposedSnapshot] = { ...NOT_SHARED, public: true };
   const orphans = demoSnapshots(now);
@@ -167,6 +235,7 @@ export function demoAccount(now: Date): MemoryAccountSeed {
   if (orphanShared) sharing[orphanShared.snapshotId] = { ...NOT_SHARED, accounts: [OUTSIDE_ACCOUNT_ID] };
   return {
     accountId: DEMO_ACCOUNT_ID,
+    now,
     images,
     references,
     sharing,
@@ -174,8 +243,46 @@ export function demoAccount(now: Date): MemoryAccountSeed {
     lockedSnapshotIds: orphans
       .filter((snapshot) => snapshot.tags.Name === 'legal-hold')
       .map((s) => s.snapshotId),
+    usageReports,
+    binnedImages: [binnedImage(now)],
+    retentionRules: RETENTION_RULES,
   };
 }
+
+/** An image deregistered by hand three days ago, kept by the image rule: its snapshot must stay. */
+const BINNED_IMAGE_ID = 'ami-0bad000000000000c';
+
+function binnedImage(now: Date): BinnedImage {
+  return {
+    imageId: BINNED_IMAGE_ID,
+    name: 'billing-2026-05-01',
+    enteredAt: new Date(now.getTime() - 3 * DAY_MS),
+    leavesAt: new Date(now.getTime() + 11 * DAY_MS),
+  };
+}
+
+/**
+ * Region-level rules, as many accounts set them: images for 14 days, snapshots for only 7, so an
+ * image restored in its second week lacks its snapshots; the sweep says so as a finding.
+ */
+const RETENTION_RULES: RetentionRule[] = [
+  {
+    identifier: 'amiRegion14',
+    resourceType: 'EC2_IMAGE',
+    retentionDays: 14,
+    resourceTags: [],
+    excludeTags: [],
+    status: 'available',
+  },
+  {
+    identifier: 'snapRegion7',
+    resourceType: 'EBS_SNAPSHOT',
+    retentionDays: 7,
+    resourceTags: [],
+    excludeTags: [],
+    status: 'available',
+  },
+];
 
 /**
  * Snapshots no image uses any more, as deregistering by hand or with other tools leaves them
@@ -250,6 +357,13 @@ function demoSnapshots(now: Date): Snapshot[] {
       ageDays: 500,
       sizeGiB: 500,
       description: 'nightly backup of the reporting database volume',
+    },
+    // Its image is gone from DescribeImages but waits in the Recycle Bin: restoring it needs this.
+    {
+      name: 'snapshot-of-binned-image',
+      ageDays: 205,
+      sizeGiB: 30,
+      description: `Created by CreateImage(i-0c0ffee0000000012) for ${BINNED_IMAGE_ID}`,
     },
   ];
   return specs.map((spec, index) => ({
