@@ -486,3 +486,176 @@ describe('digestMessage limits', () => {
     expect(field(message, 'Estimated monthly saving')).toContain('$0.00');
   });
 });
+
+/** The demo as the CLI wires it, usage reports and the Recycle Bin included. */
+async function fullSweep(
+  account: MemoryAccount,
+  options: { now?: Date; dryRun?: boolean; mode?: 'plan' | 'apply'; policy?: Record<string, unknown> } = {},
+): Promise<RunReport> {
+  return runSweep(
+    {
+      inventory: account,
+      actions: account,
+      snapshots: { inventory: account, actions: account, sharing: account },
+      usage: account,
+      recycleBin: account,
+      log: recordingLog(),
+    },
+    {
+      policy: parsePolicy({ ...demoPolicyDocument, ...options.policy }),
+      region: 'eu-west-1',
+      now: options.now ?? NOW,
+      mode: options.mode ?? 'apply',
+      dryRun: options.dryRun ?? true,
+      deadline: { remainingMs: () => 1e9 },
+    },
+  );
+}
+
+describe('digestMessage: the shared-image gate and the undo window', () => {
+  it('lists the shared images waiting on a usage report, each with its reason', async () => {
+    // Prepare
+    const { account, byName } = demo();
+    const report = await fullSweep(account);
+    const waiting = report.decisions.filter((decision) => decision.rule === 'shared-use-unknown');
+
+    // Act
+    const text = sectionStartingWith(digestMessage(report), '*Shared images waiting on a usage report*');
+
+    // Assess
+    expect(waiting.map((decision) => decision.imageId)).toEqual([byName('web-2025-07-01')]);
+    const lines = text.split('\n');
+    expect(lines[0]).toContain('(1)');
+    expect(lines[1]).toBe(`• \`${byName('web-2025-07-01')}\` web-2025-07-01 — ${waiting[0]?.reason}`);
+    expect(lines[1]).toContain('is not complete yet (pending)');
+    // Kept for its use elsewhere is settled, not waiting.
+    expect(text).not.toContain(byName('web-2025-09-01'));
+  });
+
+  it('counts the waiting images beyond the limit in "…and N more"', () => {
+    // Prepare
+    const report = emptyReport({
+      decisions: Array.from({ length: 14 }, (_, i) => ({
+        imageId: `ami-${String(i).padStart(17, '0')}`,
+        name: `shared-${i}`,
+        verdict: 'keep' as const,
+        rule: 'shared-use-unknown',
+        reason: `shared with 1 account: usage report amiur-${i} requested 2026-11-21 is not complete yet (pending)`,
+        findings: [],
+      })),
+    });
+
+    // Act
+    const message = digestMessage(report);
+
+    // Assess
+    const text = sectionStartingWith(message, '*Shared images waiting on a usage report* (14)');
+    expect(text.split('\n').filter((line) => line.startsWith('• '))).toHaveLength(10);
+    expect(text).toMatch(/\n…and 4 more$/);
+    expectWithinSlackLimits(message);
+  });
+
+  it('says briefly whether each removal is recoverable, and when the saving starts', async () => {
+    // Prepare
+    const { account, byName } = demo();
+    const report = await fullSweep(account, { mode: 'plan' });
+    const removal = report.actions.find((outcome) => outcome.action.kind === 'deregister');
+    const until = removal?.recovery?.recoverable ? removal.recovery.until.slice(0, 10) : 'none';
+
+    // Act
+    const message = digestMessage(report);
+
+    // Assess
+    const text = sectionStartingWith(message, '*Due for removal now*');
+    expect(removal?.action.imageId).toBe(byName('reporting-2025-10-01'));
+    expect(text).toMatch(
+      new RegExp(
+        `• \`${removal?.action.imageId}\` reporting-2025-10-01 with 1 snapshot — recoverable until ${until}`,
+      ),
+    );
+    expect(text).toMatch(/\(orphan\) — recoverable until \d{4}-\d{2}-\d{2}/);
+    expect(texts(message).join('\n')).toContain(
+      `Removals kept in the Recycle Bin are billed until ${report.cost.billedInRecycleBinUntil?.slice(0, 10)}; the saving starts then.`,
+    );
+  });
+
+  it('says "not recoverable" on a removal no rule covers, and nothing where the rules were not read', () => {
+    // Prepare
+    const deregister = (imageId: string) => ({
+      kind: 'deregister' as const,
+      imageId,
+      name: imageId,
+      rule: 'age',
+      reason: 'old',
+      snapshotIds: [],
+    });
+    const report = emptyReport({
+      actions: [
+        {
+          action: deregister('ami-0uncovered'),
+          status: 'done',
+          warnings: [],
+          snapshots: [],
+          recovery: { recoverable: false, reason: 'no Recycle Bin retention rule for images in this Region' },
+        },
+        { action: deregister('ami-0unknown'), status: 'done', warnings: [], snapshots: [] },
+      ],
+    });
+
+    // Act
+    const lines = sectionStartingWith(digestMessage(report), '*Removed this run*').split('\n');
+
+    // Assess
+    expect(lines).toContain('• `ami-0uncovered` ami-0uncovered — not recoverable');
+    expect(lines).toContain('• `ami-0unknown` ami-0unknown');
+  });
+
+  it('shows the undo-window finding with the other findings, by severity', async () => {
+    // Prepare
+    const { account } = demo();
+    const report = await fullSweep(account, { mode: 'plan' });
+    const finding = report.accountFindings.find((f) => f.rule === 'recycle-bin');
+
+    // Act
+    const text = sectionStartingWith(digestMessage(report), ':large_orange_diamond: *Medium*');
+
+    // Assess
+    expect(finding?.severity).toBe('medium');
+    expect(text).toContain(`• \`111122223333\` — recycle-bin: ${finding?.reason}`);
+  });
+
+  it('lists the images the disable step disables, and names the step a scheduled image waits for', async () => {
+    // Prepare
+    const { account, byName } = demo();
+    const report = await fullSweep(account, { dryRun: false, policy: { removal: { disableDays: 30 } } });
+    const next = report.scheduled.find((entry) => entry.next === 'disable');
+
+    // Act
+    const message = digestMessage(report);
+
+    // Assess
+    expect(sectionStartingWith(message, '*Disabled this run* (1)')).toContain(
+      `• \`${byName('reporting-2025-10-01')}\` reporting-2025-10-01`,
+    );
+    expect(next?.imageId).toBe(byName('reporting-2025-12-01'));
+    expect(sectionStartingWith(message, '*Images scheduled for removal*')).toContain(
+      `reporting-2025-12-01 — disable after ${next?.removeAfter.slice(0, 10)}`,
+    );
+  });
+
+  it('says what would be archived and at which price', async () => {
+    // Prepare
+    const { account } = demo();
+    const report = await fullSweep(account, { mode: 'plan', policy: { snapshots: { action: 'archive' } } });
+
+    // Act
+    const message = digestMessage(report);
+
+    // Assess
+    expect(report.cost.archivedGiB).toBe(20);
+    expect(field(message, 'Reclaimed')).toContain('would archive 20 GiB');
+    expect(texts(message).join('\n')).toContain(
+      'Archived snapshots at $0.0125 per GB-month at their full size',
+    );
+  });
+});
