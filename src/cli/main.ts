@@ -254,6 +254,8 @@ function demoPorts(now: Date): AccountPorts {
     sharing: account,
     trailHealth,
     snapshotPorts: { inventory: account, sharing: account, actions: account },
+    usage: account,
+    recycleBin: account,
   };
 }
 

@@ -236,7 +236,14 @@ describe('auditAccount on the demo account', () => {
     async ({ allowedAccounts, imageFindings, high }) => {
       // Prepare
       const { account, run } = setup({
-        policy: (policy) => ({ ...policy, sharing: { ...policy.sharing, allowedAccounts } }),
+        // Added to the demo's own allowlist (its partner account), not in place of it.
+        policy: (policy) => ({
+          ...policy,
+          sharing: {
+            ...policy.sharing,
+            allowedAccounts: [...policy.sharing.allowedAccounts, ...allowedAccounts],
+          },
+        }),
       });
 
       // Act

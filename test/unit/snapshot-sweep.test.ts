@@ -53,8 +53,9 @@ function demo() {
     inventory: account,
     actions: account,
     log,
-    // As the CLI wires it: the in-memory account implements every snapshot port.
+    // As the CLI wires it: the in-memory account implements every snapshot port and the bin.
     snapshots: { inventory: account, sharing: account, actions: account },
+    recycleBin: account,
   };
   const idOf = (name: string): string => {
     const found = seed.snapshots?.find((snapshot) => snapshot.tags.Name === name);
