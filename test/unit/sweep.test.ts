@@ -130,7 +130,9 @@ describe('runSweep on the demo account', () => {
 
     // Assess: the ten marked a week ago, plus the one an earlier run marked 3 days before the first
     // apply; but not the public api-v3, whose use in other accounts no usage report has cleared.
-    const due = [...ELIGIBLE_UNMARKED.filter((name) => name !== 'api-v3'), 'reporting-2025-12-01'].map(byName);
+    const due = [...ELIGIBLE_UNMARKED.filter((name) => name !== 'api-v3'), 'reporting-2025-12-01'].map(
+      byName,
+    );
     const publicImage = byName('api-v3');
     expect(account.images.has(publicImage.imageId)).toBe(true);
     expect(report.decisions.find((d) => d.imageId === publicImage.imageId)).toMatchObject({
