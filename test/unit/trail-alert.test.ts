@@ -1,25 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { TrailHealth } from '../../src/core/account-audit.ts';
-import type { StateStore } from '../../src/core/ports.ts';
 import { alertOnTrailChange } from '../../src/core/trail-alert.ts';
 import type { DeliveryResult, Notifier, SlackMessage } from '../../src/notify/slack.ts';
-import { recordingLog } from './factories.ts';
+import { memoryState, recordingLog } from './factories.ts';
 
 const ACCOUNT = '111122223333';
 
 function blind(): TrailHealth {
   return { region: 'eu-west-1', ok: false, reason: 'no trail logs management write events in eu-west-1' };
-}
-
-function memoryState(): StateStore & { values: Map<string, string> } {
-  const values = new Map<string, string>();
-  return {
-    values,
-    get: async (key) => values.get(key),
-    put: async (key, value) => {
-      values.set(key, value);
-    },
-  };
 }
 
 /** A Notifier that keeps every message and answers each send with the next of `results`. */
