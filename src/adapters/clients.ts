@@ -1,6 +1,6 @@
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
-import { EC2Client } from '@aws-sdk/client-ec2';
+import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 import { clientTimeouts } from './http.ts';
@@ -21,6 +21,12 @@ export interface AwsClients {
 export interface AwsClientsConfig {
   /** Overrides the SDK's region resolution, e.g. for the CLI's `--region`. */
   region?: string;
+  /**
+   * Overrides the SDK's credential chain, e.g. with a member account's role session. A provider
+   * function that returns an `expiration` is asked again before that time, so a session can be
+   * renewed under a client that lives longer than it.
+   */
+  credentials?: EC2ClientConfig['credentials'];
 }
 
 /** What every SDK client in src/adapters is built with. */
@@ -31,6 +37,7 @@ export function clientConfig(config: AwsClientsConfig = {}) {
     // No SDK default bounds a request at all; an endpoint that never answers would hold the run forever.
     ...clientTimeouts(),
     ...(config.region ? { region: config.region } : {}),
+    ...(config.credentials ? { credentials: config.credentials } : {}),
   };
 }
 
