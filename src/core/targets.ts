@@ -80,6 +80,8 @@ export function parseTargetSpec(input: {
     accounts = { kind: 'organization', organizationalUnits };
   } else {
     const accountIds = list(accountsValue);
+    // `,` alone would otherwise select no account at all, and a run that sweeps nothing looks like one that found nothing.
+    if (accountIds.length === 0) problems.push('accounts: no account id given');
     for (const id of accountIds) {
       if (!ACCOUNT_ID.test(id))
         problems.push(
@@ -101,6 +103,7 @@ export function parseTargetSpec(input: {
   if (regionsValue === 'all') regions = { kind: 'all' };
   else {
     const named = regionsValue === '' ? [input.homeRegion] : list(regionsValue);
+    if (named.length === 0) problems.push('regions: no Region given (name some, or use all)');
     for (const region of named) {
       if (!REGION.test(region))
         problems.push(`regions: ${JSON.stringify(region)} is not a Region name (e.g. eu-west-1), or use all`);
@@ -150,13 +153,15 @@ export async function resolveTargets(spec: TargetSpec, source: TargetSource): Pr
     accounts = spec.accounts.accountIds.map((accountId) => ({ accountId }));
   else accounts = await source.organizationAccounts(spec.accounts.organizationalUnits);
   const excluded = new Set(spec.excludeAccounts);
-  const regions = spec.regions.kind === 'all' ? await source.enabledRegions() : spec.regions.regions;
+  const regions = [
+    ...new Set(spec.regions.kind === 'all' ? await source.enabledRegions() : spec.regions.regions),
+  ].sort();
   const seen = new Set<string>();
   const targets: ResolvedTarget[] = [];
   for (const account of accounts) {
     if (excluded.has(account.accountId) || seen.has(account.accountId)) continue;
     seen.add(account.accountId);
-    for (const region of [...regions].sort()) {
+    for (const region of regions) {
       targets.push({
         accountId: account.accountId,
         region,
