@@ -16,13 +16,33 @@ import { unboundedDeadline } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import type { SnapshotPorts } from '../core/snapshot-sweep.ts';
 import { runSweep } from '../core/sweep.ts';
+import {
+  parseTargetSpec,
+  type ResolvedTarget,
+  resolveTargets,
+  TargetError,
+  type TargetSource,
+  type TargetSpec,
+} from '../core/targets.ts';
 import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../demo/demo-account.ts';
 import { MemoryAccount } from '../demo/memory-account.ts';
-import { InventoryError, PolicyError, UsageError } from '../errors.ts';
+import { errorCode, errorMessage, InventoryError, PolicyError, UsageError } from '../errors.ts';
 import { logger, sendLogsToStderr } from '../logger.ts';
 import type { Plan } from '../model.ts';
 import { oneLine, printable } from '../text.ts';
 import { renderAudit, renderReport } from './render.ts';
+import {
+  type AuditTargetResult,
+  auditProgressLine,
+  auditTargetsDocument,
+  renderAuditTargets,
+  renderSweepTargets,
+  type SweepTargetResult,
+  sweepProgressLine,
+  sweepTargetsDocument,
+  type TargetResult,
+  targetHeading,
+} from './render-targets.ts';
 
 /** Exit codes scripts can rely on; `audit` exits 2 on a critical finding so it can gate a pipeline. */
 export const EXIT = {
@@ -51,8 +71,23 @@ Options:
   --verbose           Structured decision logs on stderr
   -h, --help          This help
 
+Targets (without these, the one account of the credentials, in --region):
+  --accounts <ids>              Comma-separated account ids; each one's member role is assumed
+  --organization                Every ACTIVE account of the organisation (asked in the management
+                                account or a delegated administrator)
+  --organizational-units <ids>  With --organization: only these OUs or roots and the OUs below them
+  --exclude-accounts <ids>      Accounts to leave out
+  --regions <names>|all         Comma-separated Regions, or every enabled one (default: --region)
+  --role <name>                 Member role in each other account (default: ami-janitor-member)
+  --organization-role <arn>     Role to assume for Organizations, from an account that cannot ask it
+  --concurrency <n>             Targets swept at a time, 1 to 64 (default: 8)
+  One line per target goes to stderr as it finishes; then each target's report and a summary
+  table (with --json, one document: {"targets": [...], "totals": {...}}).
+
 Exit codes: 0 ok, 1 some actions failed or were not reached (audit: some resources unreadable),
-2 audit found a critical finding, 3 AWS facts could not be gathered, 64 usage error, 78 invalid policy.`;
+2 audit found a critical finding, 3 AWS facts could not be gathered, 64 usage error, 78 invalid policy.
+Over several targets the worst wins; a target that could not be reached or read counts as 3, and
+the others still run.`;
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { columns?: number; isTTY?: boolean };
@@ -68,7 +103,20 @@ const processIo: CliIo = {
   env: process.env,
 };
 
-export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+/** Where the targets of a multi-target run come from, and each one's ports. */
+export interface TargetRuntime {
+  source: TargetSource;
+  /** Ports for one target; a role that cannot be assumed throws (TargetAccessError). */
+  ports(target: ResolvedTarget, callerAccountId: string): Promise<AccountPorts>;
+}
+
+/** Seams for tests; the CLI itself runs with none. */
+export interface CliDeps {
+  /** Replaces the AWS adapters behind a multi-target run. */
+  targetRuntime?: (context: { region: string; spec: TargetSpec; policy: Policy }) => Promise<TargetRuntime>;
+}
+
+export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps = {}): Promise<number> {
   let options: CliOptions;
   try {
     options = parseCli(argv);
@@ -120,6 +168,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       `ami-janitor: ${future}\n--as-of ${now.toISOString()} is for plan and audit; apply acts on the real clock.\n`,
     );
     return EXIT.usage;
+  }
+  if (options.targets) {
+    return runTargets({ policy, region, now, today }, options, options.targets, io, deps);
   }
   // The demo account is dated from today, so that --as-of forecasts it like a real one.
   const ports = options.demo ? demoPorts(today) : await awsPorts(region, policy);
@@ -173,8 +224,25 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     : EXIT.ok;
 }
 
+/** The target flags as given; parseTargetSpec checks their values once the home Region is known. */
+interface TargetFlags {
+  accounts?: string;
+  organization: boolean;
+  organizationalUnits?: string;
+  excludeAccounts?: string;
+  regions?: string;
+  role?: string;
+  organizationRole?: string;
+  concurrency: number;
+}
+
+export const DEFAULT_TARGET_CONCURRENCY = 8;
+export const MAX_TARGET_CONCURRENCY = 64;
+
 interface CliOptions {
   command: 'plan' | 'apply' | 'audit';
+  /** Present when any target flag is: the run fans out over account-Regions. */
+  targets?: TargetFlags;
   region?: string;
   config?: string;
   asOf?: Date;
@@ -199,6 +267,14 @@ export function parseCli(argv: string[]): CliOptions {
       yes: { type: 'boolean', short: 'y', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      accounts: { type: 'string' },
+      organization: { type: 'boolean', default: false },
+      'organizational-units': { type: 'string' },
+      'exclude-accounts': { type: 'string' },
+      regions: { type: 'string' },
+      role: { type: 'string' },
+      'organization-role': { type: 'string' },
+      concurrency: { type: 'string' },
     },
   });
   const [command = 'plan', ...extra] = positionals;
@@ -206,8 +282,15 @@ export function parseCli(argv: string[]): CliOptions {
     throw new UsageError(`unknown command '${command}'`);
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  const targets = parseTargetFlags(values);
+  if (targets && values.demo) {
+    throw new UsageError(
+      '--demo is one built-in account; it takes no target flags (--accounts, --regions, ...)',
+    );
+  }
   return {
     command,
+    ...(targets ? { targets } : {}),
     ...(values.region === undefined ? {} : { region: values.region }),
     ...(values.config === undefined ? {} : { config: values.config }),
     ...(values['as-of'] === undefined ? {} : { asOf: parseAsOf(values['as-of']) }),
@@ -219,6 +302,59 @@ export function parseCli(argv: string[]): CliOptions {
   };
 }
 
+function parseTargetFlags(values: {
+  accounts?: string | undefined;
+  organization?: boolean | undefined;
+  'organizational-units'?: string | undefined;
+  'exclude-accounts'?: string | undefined;
+  regions?: string | undefined;
+  role?: string | undefined;
+  'organization-role'?: string | undefined;
+  concurrency?: string | undefined;
+}): TargetFlags | undefined {
+  const given = [
+    values.accounts,
+    values['organizational-units'],
+    values['exclude-accounts'],
+    values.regions,
+    values.role,
+    values['organization-role'],
+    values.concurrency,
+  ].some((value) => value !== undefined);
+  if (!given && !values.organization) return undefined;
+  if (values.accounts !== undefined && values.organization) {
+    throw new UsageError(
+      '--accounts and --organization exclude each other: name the accounts, or take the organisation',
+    );
+  }
+  if (values['organizational-units'] !== undefined && !values.organization) {
+    throw new UsageError('--organizational-units only applies with --organization');
+  }
+  return {
+    organization: values.organization === true,
+    ...(values.accounts === undefined ? {} : { accounts: values.accounts }),
+    ...(values['organizational-units'] === undefined
+      ? {}
+      : { organizationalUnits: values['organizational-units'] }),
+    ...(values['exclude-accounts'] === undefined ? {} : { excludeAccounts: values['exclude-accounts'] }),
+    ...(values.regions === undefined ? {} : { regions: values.regions }),
+    ...(values.role === undefined ? {} : { role: values.role }),
+    ...(values['organization-role'] === undefined ? {} : { organizationRole: values['organization-role'] }),
+    concurrency: parseConcurrency(values.concurrency),
+  };
+}
+
+function parseConcurrency(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_TARGET_CONCURRENCY;
+  const count = /^\d{1,3}$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+  if (!(count >= 1 && count <= MAX_TARGET_CONCURRENCY)) {
+    throw new UsageError(
+      `--concurrency '${value}' is not a whole number from 1 to ${MAX_TARGET_CONCURRENCY}`,
+    );
+  }
+  return count;
+}
+
 function parseAsOf(value: string): Date {
   const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T00:00:00Z`) : new Date(value);
   if (Number.isNaN(date.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
@@ -227,7 +363,7 @@ function parseAsOf(value: string): Date {
   return date;
 }
 
-interface AccountPorts {
+export interface AccountPorts {
   inventory: InventoryPort;
   actions: ImageActionsPort;
   snapshots: SnapshotInventoryPort;
@@ -285,7 +421,12 @@ async function audit(
 }
 
 async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
-  // Loaded on demand so `--demo` never pays for the SDK.
+  const adapters = await loadAdapters();
+  return portsFromClients(adapters, adapters.createAwsClients({ region }), policy);
+}
+
+/** Loaded on demand so `--demo` never pays for the SDK. */
+async function loadAdapters() {
   const [
     { createAwsClients },
     ec2,
@@ -294,6 +435,8 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     { createTrailHealthCheck },
     { createImageUsage },
     { createRecycleBin },
+    { ApiLimiter, defaultLimiter },
+    { clientsForTarget, createTargetSource },
   ] = await Promise.all([
     import('../adapters/clients.ts'),
     import('../adapters/ec2.ts'),
@@ -302,20 +445,79 @@ async function awsPorts(region: string, policy: Policy): Promise<AccountPorts> {
     import('../adapters/cloudtrail.ts'),
     import('../adapters/usage.ts'),
     import('../adapters/recycle-bin.ts'),
+    import('../adapters/limiter.ts'),
+    import('../adapters/targets.ts'),
   ]);
-  const clients = createAwsClients({ region });
   return {
-    inventory: ec2.createInventory({
-      ...clients,
+    createAwsClients,
+    ec2,
+    createSharing,
+    createSnapshotInventory,
+    createSnapshotPorts,
+    createTrailHealthCheck,
+    createImageUsage,
+    createRecycleBin,
+    ApiLimiter,
+    defaultLimiter,
+    clientsForTarget,
+    createTargetSource,
+  };
+}
+
+type Adapters = Awaited<ReturnType<typeof loadAdapters>>;
+
+/** Every port of one account-Region, from its clients; without a limiter, the process-wide one paces them. */
+function portsFromClients(
+  adapters: Adapters,
+  clients: import('../adapters/clients.ts').AwsClients,
+  policy: Policy,
+  limiter?: InstanceType<Adapters['ApiLimiter']>,
+): AccountPorts {
+  const paced = limiter ? { ...clients, limiter } : clients;
+  return {
+    inventory: adapters.ec2.createInventory({
+      ...paced,
       launchTemplateVersions: policy.inUse.launchTemplateVersions,
     }),
-    actions: ec2.createImageActions(clients),
-    snapshots: createSnapshotInventory(clients),
-    sharing: createSharing(clients),
-    trailHealth: createTrailHealthCheck(clients),
-    snapshotPorts: createSnapshotPorts(clients),
-    usage: createImageUsage(clients),
-    recycleBin: createRecycleBin(clients),
+    actions: adapters.ec2.createImageActions(paced),
+    snapshots: adapters.createSnapshotInventory(paced),
+    sharing: adapters.createSharing(paced),
+    trailHealth: adapters.createTrailHealthCheck(clients),
+    snapshotPorts: adapters.createSnapshotPorts(paced),
+    usage: adapters.createImageUsage(paced),
+    recycleBin: adapters.createRecycleBin(paced),
+  };
+}
+
+/** Targets from STS, Organizations and EC2; each target's ports on its own clients and its own pace. */
+async function awsTargetRuntime(context: {
+  region: string;
+  spec: TargetSpec;
+  policy: Policy;
+}): Promise<TargetRuntime> {
+  const adapters = await loadAdapters();
+  const { region, spec, policy } = context;
+  const base = adapters.createAwsClients({ region });
+  const source = adapters.createTargetSource({
+    region,
+    sts: base.sts,
+    ec2: base.ec2,
+    ...(spec.organizationRoleArn ? { organizationRoleArn: spec.organizationRoleArn } : {}),
+  });
+  const sessions = new Map();
+  return {
+    source,
+    async ports(target, callerAccountId) {
+      const clients = await adapters.clientsForTarget(target, {
+        roleName: spec.memberRoleName,
+        callerAccountId,
+        baseClients: base,
+        sessions,
+      });
+      // EC2 meters each account and Region on its own: one target's pace must not hold up another's.
+      const limiter = new adapters.ApiLimiter({ headroom: adapters.defaultLimiter.headroom });
+      return portsFromClients(adapters, clients, policy, limiter);
+    },
   };
 }
 
@@ -332,6 +534,369 @@ async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
   const readline = createInterface({ input: io.stdin, output: io.stderr });
   try {
     const answer = await readline.question(prompt);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    readline.close();
+  }
+}
+
+/** parseTargetSpec names the deploy params; on the CLI the same values are flags. */
+const TARGET_FLAG_NAMES: Record<string, string> = {
+  accounts: '--accounts',
+  organizationalUnits: '--organizational-units',
+  excludeAccounts: '--exclude-accounts',
+  regions: '--regions',
+  memberRoleName: '--role',
+  organizationRoleArn: '--organization-role',
+};
+
+function withFlagNames(message: string): string {
+  return message.replace(
+    /^(\s+- )(\w+):/gm,
+    (_whole, lead: string, key: string) => `${lead}${TARGET_FLAG_NAMES[key] ?? key}:`,
+  );
+}
+
+/**
+ * A run over several account-Regions: each target gets its own ports and runs its own sweep (or
+ * audit), at most `concurrency` at a time. One target's failure is its own row, never the end of
+ * the run.
+ */
+async function runTargets(
+  context: { policy: Policy; region: string; now: Date; today: Date },
+  options: CliOptions,
+  flags: TargetFlags,
+  io: CliIo,
+  deps: CliDeps,
+): Promise<number> {
+  const { policy, region } = context;
+  let spec: TargetSpec;
+  try {
+    spec = parseTargetSpec({
+      accounts: flags.organization ? 'organization' : flags.accounts,
+      organizationalUnits: flags.organizationalUnits,
+      excludeAccounts: flags.excludeAccounts,
+      regions: flags.regions,
+      memberRoleName: flags.role,
+      organizationRoleArn: flags.organizationRole,
+      homeRegion: region,
+    });
+  } catch (error) {
+    if (error instanceof TargetError) {
+      io.stderr.write(`ami-janitor: ${errorText(withFlagNames(error.message))}\n\n${USAGE}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+
+  const runtime = await (deps.targetRuntime ?? awsTargetRuntime)({ region, spec, policy });
+  let targets: ResolvedTarget[];
+  let callerAccountId: string;
+  try {
+    targets = await resolveTargets(spec, runtime.source);
+    callerAccountId = await runtime.source.accountId();
+  } catch (error) {
+    io.stderr.write(
+      `ami-janitor: the targets could not be resolved: ${errorText(failureText(error))}\nNothing was changed.\n`,
+    );
+    return EXIT.factsUnavailable;
+  }
+  if (targets.length === 0) {
+    io.stderr.write('ami-janitor: these flags leave no account-Region to sweep (every account excluded?)\n');
+    return EXIT.usage;
+  }
+
+  const accounts = new Set(targets.map((target) => target.accountId)).size;
+  const regions = new Set(targets.map((target) => target.region)).size;
+  const verb =
+    options.command === 'audit' ? 'Auditing' : options.command === 'apply' ? 'Applying to' : 'Planning';
+  io.stderr.write(
+    `${verb} ${targets.length} targets (${accounts} accounts, ${regions} Regions), ${flags.concurrency} at a time...\n`,
+  );
+
+  const slots = new Slots(flags.concurrency);
+  const width = io.stdout.isTTY ? io.stdout.columns : undefined;
+  if (options.command === 'audit') {
+    const results = await Promise.all(
+      targets.map(async (target) => {
+        const result = await inSlot(slots, () => auditTarget(target, runtime, callerAccountId, context));
+        io.stderr.write(`${auditProgressLine(result)}\n`);
+        return result;
+      }),
+    );
+    io.stdout.write(
+      options.json
+        ? `${JSON.stringify(auditTargetsDocument(results), null, 2)}\n`
+        : `${[
+            ...results.map((result) =>
+              [
+                targetHeading(result.target),
+                result.report ? renderAudit(result.report, width) : failureBlock(result),
+              ].join('\n'),
+            ),
+            renderAuditTargets(results, width),
+          ].join('\n\n')}\n`,
+    );
+    return worstExit(results);
+  }
+
+  const mode = options.command;
+  // On a terminal apply asks once, for every target: each plan waits, holding no slot, until the
+  // last target has its plan or has finished.
+  const barrier =
+    mode === 'apply' && !options.yes
+      ? new ConfirmBarrier(targets, (plans) => confirmTargets(plans, io))
+      : undefined;
+  const results = await Promise.all(
+    targets.map(async (target) => {
+      const result = await sweepTarget(target, runtime, callerAccountId, context, mode, slots, barrier);
+      io.stderr.write(`${sweepProgressLine(result)}\n`);
+      return result;
+    }),
+  );
+  io.stdout.write(
+    options.json
+      ? `${JSON.stringify(sweepTargetsDocument(results), null, 2)}\n`
+      : `${[
+          ...results.map((result) =>
+            [
+              targetHeading(result.target),
+              result.report ? renderReport(result.report, width) : failureBlock(result),
+            ].join('\n'),
+          ),
+          renderSweepTargets(results, mode, width),
+        ].join('\n\n')}\n`,
+  );
+  return worstExit(results);
+}
+
+/** The worst exit wins: not reached or not read (3) over a critical finding (2) over failed actions (1). */
+function worstExit(results: readonly TargetResult<unknown>[]): number {
+  return Math.max(EXIT.ok, ...results.map((result) => result.exitCode));
+}
+
+function failureBlock(result: TargetResult<unknown>): string {
+  return `FAILED: ${oneLine(result.error ?? 'unknown error', MAX_ERROR_LINE_CHARS)}`;
+}
+
+/** Why a target has no report, as one line; what AWS said is quoted, so it is made printable where printed. */
+function failureText(error: unknown): string {
+  const name = error instanceof Error ? error.name : errorCode(error);
+  // A TargetAccessError's message leads with the AWS error code already.
+  if (name === 'TargetAccessError') return errorMessage(error);
+  if (error instanceof InventoryError) return `${errorMessage(error)} (nothing was changed)`;
+  return `${name}: ${errorMessage(error)}`;
+}
+
+/** The credentials must land in the target's account, or its report would be another account's. */
+async function portsFor(
+  target: ResolvedTarget,
+  runtime: TargetRuntime,
+  callerAccountId: string,
+): Promise<AccountPorts> {
+  const ports = await runtime.ports(target, callerAccountId);
+  const landed = await ports.inventory.accountId();
+  if (landed !== target.accountId) {
+    throw new TargetMismatchError(`the credentials for ${target.accountId} act in account ${landed}`);
+  }
+  return ports;
+}
+
+class TargetMismatchError extends Error {
+  override name = 'TargetMismatchError';
+}
+
+async function auditTarget(
+  target: ResolvedTarget,
+  runtime: TargetRuntime,
+  callerAccountId: string,
+  context: { policy: Policy; now: Date },
+): Promise<AuditTargetResult> {
+  try {
+    const ports = await portsFor(target, runtime, callerAccountId);
+    const report = await auditAccount(
+      { ...ports, log: logger },
+      { policy: context.policy, region: target.region, now: context.now },
+    );
+    const exitCode =
+      report.totals.critical > 0
+        ? EXIT.criticalFinding
+        : report.warnings.length > 0
+          ? EXIT.actionsFailed
+          : EXIT.ok;
+    return { target, status: 'ok', report, exitCode };
+  } catch (error) {
+    return { target, status: 'failed', error: failureText(error), exitCode: EXIT.factsUnavailable };
+  }
+}
+
+async function sweepTarget(
+  target: ResolvedTarget,
+  runtime: TargetRuntime,
+  callerAccountId: string,
+  context: { policy: Policy; now: Date; today: Date },
+  mode: 'plan' | 'apply',
+  slots: Slots,
+  barrier: ConfirmBarrier | undefined,
+): Promise<SweepTargetResult> {
+  await slots.acquire();
+  let holding = true;
+  try {
+    const ports = await portsFor(target, runtime, callerAccountId);
+    const report = await runSweep(
+      {
+        inventory: ports.inventory,
+        actions: ports.actions,
+        trailHealth: ports.trailHealth,
+        snapshots: ports.snapshotPorts,
+        ...(ports.usage ? { usage: ports.usage } : {}),
+        ...(ports.recycleBin ? { recycleBin: ports.recycleBin } : {}),
+        log: logger,
+      },
+      {
+        policy: context.policy,
+        region: target.region,
+        now: context.now,
+        mode,
+        dryRun: false,
+        deadline: unboundedDeadline,
+        realNow: context.today,
+        ...(barrier
+          ? {
+              confirm: async (plan: Plan) => {
+                slots.release();
+                holding = false;
+                const answer = await barrier.confirm(target, plan);
+                await slots.acquire();
+                holding = true;
+                return answer;
+              },
+            }
+          : {}),
+      },
+    );
+    const exitCode =
+      report.totals.failed > 0 || report.totals.snapshotsFailed > 0 || !report.complete
+        ? EXIT.actionsFailed
+        : EXIT.ok;
+    return { target, status: 'ok', report, exitCode };
+  } catch (error) {
+    return { target, status: 'failed', error: failureText(error), exitCode: EXIT.factsUnavailable };
+  } finally {
+    if (holding) slots.release();
+    barrier?.settled(target);
+  }
+}
+
+async function inSlot<T>(slots: Slots, work: () => Promise<T>): Promise<T> {
+  await slots.acquire();
+  try {
+    return await work();
+  } finally {
+    slots.release();
+  }
+}
+
+/** At most `limit` targets at work at once; waiters are served in arrival order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.free = limit;
+  }
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free += 1;
+  }
+}
+
+/**
+ * One question for every target's plan. It is asked once each target has either brought its plan
+ * (and waits for the answer) or finished without one (nothing to change, or it failed).
+ */
+class ConfirmBarrier {
+  private readonly outstanding: Set<string>;
+  private readonly plans: { target: ResolvedTarget; plan: Plan }[] = [];
+  private readonly answered: Promise<boolean>;
+  private release: (answer: boolean) => void = () => undefined;
+  private asked = false;
+
+  private readonly ask: (plans: readonly { target: ResolvedTarget; plan: Plan }[]) => Promise<boolean>;
+
+  constructor(
+    targets: readonly ResolvedTarget[],
+    ask: (plans: readonly { target: ResolvedTarget; plan: Plan }[]) => Promise<boolean>,
+  ) {
+    this.ask = ask;
+    this.outstanding = new Set(targets.map(targetKey));
+    this.answered = new Promise((resolve) => {
+      this.release = resolve;
+    });
+  }
+
+  confirm(target: ResolvedTarget, plan: Plan): Promise<boolean> {
+    this.plans.push({ target, plan });
+    this.outstanding.delete(targetKey(target));
+    this.askWhenAllIn();
+    return this.answered;
+  }
+
+  settled(target: ResolvedTarget): void {
+    this.outstanding.delete(targetKey(target));
+    this.askWhenAllIn();
+  }
+
+  private askWhenAllIn(): void {
+    if (this.asked || this.outstanding.size > 0 || this.plans.length === 0) return;
+    this.asked = true;
+    const order = (entry: { target: ResolvedTarget }) => targetKey(entry.target);
+    const plans = [...this.plans].sort((a, b) => order(a).localeCompare(order(b)));
+    // A prompt that cannot be read is a no: nothing changes.
+    this.ask(plans).then(this.release, () => this.release(false));
+  }
+}
+
+function targetKey(target: ResolvedTarget): string {
+  return `${target.accountId} ${target.region}`;
+}
+
+async function confirmTargets(
+  plans: readonly { target: ResolvedTarget; plan: Plan }[],
+  io: CliIo,
+): Promise<boolean> {
+  const first = plans[0]?.plan;
+  const forecast =
+    first && Math.abs(new Date(first.asOf).getTime() - Date.now()) > 60_000
+      ? ` as if it were ${first.asOf.slice(0, 10)}`
+      : '';
+  const lines = plans.map(({ target, plan }) => {
+    const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
+    const snapshotKinds = new Map<string, number>();
+    for (const action of plan.snapshots?.actions ?? [])
+      snapshotKinds.set(action.kind, (snapshotKinds.get(action.kind) ?? 0) + 1);
+    const snapshots = [...snapshotKinds].map(([kind, n]) => `${kind} ${n}`).join(', ');
+    return printable(
+      `  ${targetKey(target)}: mark ${count('mark')}, deregister ${count('deregister')}, unmark ${count('unmark')} images` +
+        (snapshots ? `; ${snapshots} snapshots` : ''),
+    );
+  });
+  io.stderr.write(
+    `${printable(`About to change ${plans.length} account-Regions${forecast}:`)}\n${lines.join('\n')}\n`,
+  );
+  const readline = createInterface({ input: io.stdin, output: io.stderr });
+  try {
+    const answer = await readline.question('Proceed with all of them? [y/N] ');
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     readline.close();
