@@ -62,6 +62,24 @@
  *
  * STS
  *   - GetCallerIdentity works: Account `123456789012`, Arn `arn:aws:sts::123456789012:user/moto`.
+ *   - AssumeRole of `arn:aws:iam::<account>:role/<name>` succeeds for ANY 12-digit account and any
+ *     name: the role need not exist, no trust policy is checked (999999999999 is assumed as readily
+ *     as a member). The credentials it returns (an `ASIA…` key, a session token, Expiration = now +
+ *     DurationSeconds) act in that account: GetCallerIdentity answers it with
+ *     `arn:aws:sts::<account>:assumed-role/<name>/<session>`, and EC2 calls made with them see and
+ *     create that account's resources, in whichever Region the client names. Expired sessions keep
+ *     working (moto checks no expiry).
+ *
+ * Organizations
+ *   - CreateOrganization makes 123456789012 the management account (Name `master`). CreateAccount
+ *     completes at once (`CreateAccountStatus.State` SUCCEEDED) with a random 12-digit id;
+ *     ListAccounts returns the management account and the members, each with both `Status` and
+ *     `State` ACTIVE, and no NextToken. ListRoots, CreateOrganizationalUnit, MoveAccount,
+ *     ListAccountsForParent and ListOrganizationalUnitsForParent work.
+ *
+ * EC2 DescribeRegions
+ *   - Lists 38 Regions with `OptInStatus` `opt-in-not-required` or `not-opted-in`, with or without
+ *     `AllRegions` (moto ignores it).
  */
 import {
   AutoScalingClient,
@@ -82,8 +100,14 @@ import {
   type Tag,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
+import {
+  CreateAccountCommand,
+  CreateOrganizationCommand,
+  ListAccountsCommand,
+  OrganizationsClient,
+} from '@aws-sdk/client-organizations';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { MOTO_REGION } from './moto.ts';
 
 export type InstanceState = 'running' | 'stopped' | 'terminated';
@@ -103,19 +127,32 @@ export class SeedError extends Error {
   }
 }
 
+export interface SeedCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** Where a seeder works: moto's default account and Region unless told otherwise. */
+export interface SeedTarget {
+  region?: string;
+  /** Another account's credentials, e.g. from assumeRoleIn. */
+  credentials?: SeedCredentials;
+}
+
 /** SDK client settings that reach moto and nothing else. */
-export function motoClientConfig(endpoint: string) {
+export function motoClientConfig(endpoint: string, target: SeedTarget = {}) {
   return {
     endpoint,
-    region: MOTO_REGION,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+    region: target.region ?? MOTO_REGION,
+    credentials: target.credentials ?? { accessKeyId: 'testing', secretAccessKey: 'testing' },
     // moto answers unimplemented calls with HTML 500s; retrying them only slows the failure down.
     maxAttempts: 1,
   };
 }
 
-export function createSeedClients(endpoint: string): SeedClients {
-  const config = motoClientConfig(endpoint);
+export function createSeedClients(endpoint: string, target: SeedTarget = {}): SeedClients {
+  const config = motoClientConfig(endpoint, target);
   return {
     ec2: new EC2Client(config),
     autoScaling: new AutoScalingClient(config),
@@ -133,11 +170,71 @@ function required<T>(value: T | undefined, what: string): T {
   return value;
 }
 
+/** Credentials for `role/<roleName>` in another account; moto grants them for any account (see above). */
+export async function assumeRoleIn(
+  endpoint: string,
+  accountId: string,
+  roleName = 'ami-janitor-member',
+): Promise<SeedCredentials> {
+  const sts = new STSClient(motoClientConfig(endpoint));
+  try {
+    const { Credentials: credentials } = await sts.send(
+      new AssumeRoleCommand({
+        RoleArn: `arn:aws:iam::${accountId}:role/${roleName}`,
+        RoleSessionName: 'seed',
+      }),
+    );
+    return {
+      accessKeyId: required(credentials?.AccessKeyId, 'AccessKeyId from AssumeRole'),
+      secretAccessKey: required(credentials?.SecretAccessKey, 'SecretAccessKey from AssumeRole'),
+      sessionToken: required(credentials?.SessionToken, 'SessionToken from AssumeRole'),
+    };
+  } finally {
+    sts.destroy();
+  }
+}
+
+/**
+ * An organisation whose management account is moto's default one, with a member account per
+ * name; the members' ids come from ListAccounts, as an operator would read them.
+ */
+export async function createOrganization(
+  endpoint: string,
+  memberNames: readonly string[],
+): Promise<{ managementAccountId: string; members: Record<string, string> }> {
+  const organizations = new OrganizationsClient(motoClientConfig(endpoint));
+  try {
+    const created = await organizations.send(new CreateOrganizationCommand({ FeatureSet: 'ALL' }));
+    const managementAccountId = required(created.Organization?.MasterAccountId, 'management account id');
+    for (const name of memberNames) {
+      await organizations.send(new CreateAccountCommand({ AccountName: name, Email: `${name}@example.com` }));
+    }
+    const listed = await organizations.send(new ListAccountsCommand({}));
+    const members: Record<string, string> = {};
+    for (const name of memberNames) {
+      members[name] = required(
+        listed.Accounts?.find((account) => account.Name === name)?.Id,
+        `account id of ${name} in ListAccounts`,
+      );
+    }
+    return { managementAccountId, members };
+  } finally {
+    organizations.destroy();
+  }
+}
+
 export class Seeder {
   readonly clients: SeedClients;
+  readonly region: string;
 
-  constructor(endpoint: string) {
-    this.clients = createSeedClients(endpoint);
+  constructor(endpoint: string, target: SeedTarget = {}) {
+    this.clients = createSeedClients(endpoint, target);
+    this.region = target.region ?? MOTO_REGION;
+  }
+
+  /** A seeder acting in another account (through its member role) and Region. */
+  static async inAccount(endpoint: string, accountId: string, region: string): Promise<Seeder> {
+    return new Seeder(endpoint, { region, credentials: await assumeRoleIn(endpoint, accountId) });
   }
 
   /** Runs one instance and moves it to the requested state; returns its id. */
@@ -278,7 +375,7 @@ export class Seeder {
         MinSize: 0,
         MaxSize: 1,
         DesiredCapacity: 0,
-        AvailabilityZones: [`${MOTO_REGION}a`],
+        AvailabilityZones: [`${this.region}a`],
       }),
     );
   }
@@ -296,7 +393,7 @@ export class Seeder {
         MinSize: 0,
         MaxSize: 1,
         DesiredCapacity: 0,
-        AvailabilityZones: [`${MOTO_REGION}a`],
+        AvailabilityZones: [`${this.region}a`],
       }),
     );
   }
