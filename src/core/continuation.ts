@@ -7,6 +7,9 @@ import type { CostEstimate, RunReport, RunTotals } from './report.ts';
  * rebuilds from the account's current state holds only what is left), and running totals (so the
  * last report covers the whole run). Nothing done is ever redone: a marked image is now scheduled,
  * a deregistered one is gone.
+ *
+ * The state machine carries it (statemachine/sweep.asl.json): the sweep-target task returns it,
+ * and a Choice sends it back to the same task for the same target until the run is done.
  */
 export interface Continuation {
   runId: string;

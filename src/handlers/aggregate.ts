@@ -1,0 +1,177 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import * as z from 'zod';
+import { createSsmStateStore } from '../adapters/state.ts';
+import { loadDeployedPolicy } from '../config/deployed-policy.ts';
+import { readEventEnvironment } from '../config/env.ts';
+import type { Policy } from '../config/policy.ts';
+import type { DigestOutcome } from '../core/digest.ts';
+import { type OrgDigest, type OrgRun, sendOrgDigest, type TargetResult } from '../core/org-digest.ts';
+import type { Log, StateStore } from '../core/ports.ts';
+import { logger } from '../logger.ts';
+import {
+  boundedNotifier,
+  createSlackNotifier,
+  type Notifier,
+  type SlackBudget,
+  webhookFromSsm,
+} from '../notify/slack.ts';
+
+/**
+ * The state machine's last step: one organisation digest from every target's summary, sent as the
+ * policy's `digest` setting says and deduplicated through the state store.
+ */
+
+export class AggregateInputError extends Error {
+  override name = 'AggregateInputError';
+}
+
+const count = z.number().int().min(0);
+
+const summarySchema = z.looseObject({
+  status: z.enum(['done', 'continue', 'stopped']),
+  accountId: z.string(),
+  region: z.string(),
+  accountName: z.string().optional(),
+  dryRun: z.boolean(),
+  invocations: count,
+  totals: z.looseObject({
+    images: count,
+    eligible: count,
+    marked: count,
+    deregistered: count,
+    failed: count,
+    notReached: count,
+    snapshots: count,
+    orphans: count,
+    snapshotsDeleted: count,
+    snapshotsFailed: count,
+    findings: count,
+  }),
+  reclaimedGiB: z.number().min(0),
+  reclaimableGiB: z.number().min(0),
+  savingUsd: z.number().min(0),
+  fingerprint: z.string(),
+  news: z.boolean(),
+  reason: z.string().optional(),
+});
+
+const failedSchema = z.looseObject({
+  status: z.literal('failed'),
+  accountId: z.string(),
+  region: z.string(),
+  error: z.string(),
+  // Step Functions sets Cause to null for errors without one.
+  cause: z.string().nullish(),
+});
+
+const aggregateInput = z.looseObject({
+  runId: z.string().min(1),
+  asOf: z.string().min(1),
+  targets: z
+    .array(z.looseObject({ accountId: z.string(), region: z.string(), accountName: z.string().optional() }))
+    .default([]),
+  results: z.array(z.union([failedSchema, summarySchema])),
+  listingError: z.looseObject({ error: z.string(), cause: z.string().nullish() }).optional(),
+});
+
+export interface AggregateOutput {
+  runId: string;
+  asOf: string;
+  targets: OrgDigest['targets'];
+  reclaimedGiB: number;
+  reclaimableGiB: number;
+  savingUsd: number;
+  digest: DigestOutcome;
+}
+
+export interface AggregateDependencies {
+  notifier: Notifier;
+  state: StateStore;
+  policy: Pick<Policy, 'digest'>;
+  log: Log;
+}
+
+/**
+ * The digest may take half the time left, and never the last 5 s: the aggregate sends only the
+ * one message, then writes its state and a log line.
+ */
+const AGGREGATE_SLACK_BUDGET: SlackBudget = { share: 1 / 2, reserveMs: 5_000 };
+
+export function makeAggregateHandler(deps: AggregateDependencies) {
+  return async (
+    event: unknown,
+    context: Pick<Context, 'getRemainingTimeInMillis'>,
+  ): Promise<AggregateOutput> => {
+    const parsed = aggregateInput.safeParse(event);
+    if (!parsed.success) {
+      throw new AggregateInputError(`not an aggregate input: ${z.prettifyError(parsed.error)}`);
+    }
+    const { listingError, ...rest } = parsed.data;
+    const run: OrgRun = {
+      ...rest,
+      results: rest.results.map(
+        (result): TargetResult =>
+          result.status === 'failed'
+            ? {
+                status: 'failed',
+                accountId: result.accountId,
+                region: result.region,
+                error: result.error,
+                ...(result.cause ? { cause: result.cause } : {}),
+              }
+            : (result as TargetResult),
+      ),
+      ...(listingError
+        ? {
+            listingError: {
+              error: listingError.error,
+              ...(listingError.cause ? { cause: listingError.cause } : {}),
+            },
+          }
+        : {}),
+    };
+    const notifier = boundedNotifier(
+      deps.notifier,
+      () => context.getRemainingTimeInMillis(),
+      AGGREGATE_SLACK_BUDGET,
+    );
+    const { outcome, digest } = await sendOrgDigest(run, {
+      policy: deps.policy,
+      state: deps.state,
+      notifier,
+      log: deps.log,
+    });
+    deps.log.info('organisation digest', {
+      runId: run.runId,
+      digest: outcome,
+      targets: digest.targets,
+      failures: digest.failures,
+    });
+    return {
+      runId: run.runId,
+      asOf: run.asOf,
+      targets: digest.targets,
+      reclaimedGiB: digest.reclaimedGiB,
+      reclaimableGiB: digest.reclaimableGiB,
+      savingUsd: digest.savingUsd,
+      digest: outcome,
+    };
+  };
+}
+
+async function defaultDependencies(): Promise<AggregateDependencies> {
+  const env = readEventEnvironment();
+  const policy = await loadDeployedPolicy(env.policyFile);
+  return {
+    notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
+    state: createSsmStateStore({ prefix: env.stateParameterPrefix }),
+    policy,
+    log: logger,
+  };
+}
+
+export const handler = middy(makeAggregateHandler(await defaultDependencies())).use(
+  injectLambdaContext(logger),
+);
