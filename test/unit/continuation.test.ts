@@ -2,13 +2,13 @@ import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import scheduledSweep from '../../events/scheduled-sweep.json' with { type: 'json' };
 import { parsePolicy } from '../../src/config/policy.ts';
+import { FutureClockError } from '../../src/core/clock.ts';
 import { type Continuation, continuationSchema, MAX_INVOCATIONS } from '../../src/core/continuation.ts';
 import type { RunReport } from '../../src/core/report.ts';
-import { demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
+import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
-import { OutcomeUnknownError } from '../../src/errors.ts';
-import type { SweepResult } from '../../src/handlers/sweep.ts';
-import { memoryState, recordingLog } from './factories.ts';
+import type { SweepTargetOutput } from '../../src/handlers/sweep-target.ts';
+import { type LogEntry, recordingLog } from './factories.ts';
 
 vi.mock('../../src/adapters/ec2.ts', async (original) => ({
   ...(await original<typeof import('../../src/adapters/ec2.ts')>()),
@@ -17,15 +17,19 @@ vi.mock('../../src/adapters/ec2.ts', async (original) => ({
   },
 }));
 
-let makeSweepHandler: typeof import('../../src/handlers/sweep.ts').makeSweepHandler;
+let handlers: typeof import('../../src/handlers/sweep-target.ts');
 
 beforeAll(async () => {
   vi.stubEnv('AMI_JANITOR_POLICY_FILE', resolve(import.meta.dirname, '../../policy.yml'));
   vi.stubEnv('AWS_REGION', 'eu-west-1');
-  ({ makeSweepHandler } = await import('../../src/handlers/sweep.ts'));
+  handlers = await import('../../src/handlers/sweep-target.ts');
 });
 
 const EVENT_TIME = new Date(scheduledSweep.time);
+const TARGET = { accountId: DEMO_ACCOUNT_ID, region: 'eu-west-1' };
+/** The execution's name, as list-targets makes it the run's id. */
+const RUN_ID = 'sweep-2026-11-22T060000Z';
+
 /** Lambda's budget, in calls to getRemainingTimeInMillis: plenty, then below the 20 s reserve. */
 function budget(checks: number) {
   let used = 0;
@@ -37,88 +41,79 @@ function budget(checks: number) {
   };
 }
 
-function asReport(result: SweepResult): RunReport {
-  if ('status' in result) throw new Error(`rejected: ${result.reason}`);
-  return result;
+/** What the state machine hands the sweep-target task: the Map item, and the continuation once there is one. */
+function input(continuation?: Continuation, asOf = EVENT_TIME.toISOString()) {
+  return { target: TARGET, runId: RUN_ID, asOf, ...(continuation ? { continuation } : {}) };
 }
 
-function sqsEvent(message: Continuation) {
-  return { Records: [{ eventSource: 'aws:sqs', messageId: '1', body: JSON.stringify(message) }] };
-}
-
-/** The real clock of these tests: a day after the scheduled event. */
+/** The real clock of these tests: a day after the scheduled time. */
 const REAL_NOW = new Date(EVENT_TIME.getTime() + 86_400_000);
 
-/** What the run that sent `message` recorded before sending it. */
-function expectContinuation(state: ReturnType<typeof memoryState>, message: Continuation) {
-  state.values.set(
-    'continuation/eu-west-1',
-    JSON.stringify({ runId: message.runId, invocation: message.invocation, asOf: message.asOf }),
-  );
+/** The whole run report, which goes to the log rather than into the state machine's payload. */
+function lastReport(entries: readonly LogEntry[]): RunReport {
+  const entry = entries.findLast((candidate) => candidate.message === 'run report');
+  const report = (entry?.extra[0] as { report?: RunReport } | undefined)?.report;
+  if (!report) throw new Error('no run report was logged');
+  return report;
 }
 
-function setup(send?: (next: Continuation) => Promise<void>) {
+function setup() {
   // Eight days on, the demo's marks from an earlier run are due: a run with many removals.
   const account = new MemoryAccount(demoAccount(new Date(EVENT_TIME.getTime() - 8 * 86_400_000)));
-  const handed: Continuation[] = [];
-  const state = memoryState();
   const log = recordingLog();
-  const handler = makeSweepHandler({
-    ports: () => ({
+  const handler = handlers.makeSweepTargetHandler({
+    ports: async () => ({
       inventory: account,
       actions: account,
       snapshots: { inventory: account, sharing: account, actions: account },
     }),
-    continuation: {
-      send:
-        send ??
-        (async (next) => {
-          handed.push(next);
-        }),
-      state,
-    },
     policy: { ...parsePolicy(demoPolicyDocument), dryRun: false, graceDays: 0 },
-    region: 'eu-west-1',
     dryRun: false,
     clock: () => REAL_NOW,
     log,
   });
-  return { account, handed, handler, state, log };
+  return { account, handler, log };
 }
 
-describe('a sweep that outlasts one invocation', () => {
+function continuationOf(output: SweepTargetOutput): Continuation {
+  if (!output.continuation) throw new Error(`no continuation was handed on (${output.summary.status})`);
+  return output.continuation;
+}
+
+describe('a target sweep that outlasts one invocation', () => {
   it('stops before the deadline, hands on, and the next invocation finishes without redoing anything', async () => {
     // Prepare: a reference run with all the time it needs.
     const reference = setup();
-    const whole = asReport(await reference.handler(structuredClone(scheduledSweep), budget(1_000)));
-    expect(whole.complete).toBe(true);
-    const { account, handed, handler } = setup();
+    const whole = await reference.handler(input(), budget(1_000));
+    expect(whole.summary.status).toBe('done');
+    const wholeReport = lastReport(reference.log.entries);
+    const { account, handler, log } = setup();
 
     // Act 1: time for the first few deregistrations only.
-    const first = asReport(await handler(structuredClone(scheduledSweep), budget(3)));
+    const first = await handler(input(), budget(3));
 
-    // Assess 1
-    expect(first.complete).toBe(false);
-    expect(first.totals.notReached).toBeGreaterThan(0);
-    expect(handed).toHaveLength(1);
-    const [message] = handed;
-    if (!message) throw new Error('no continuation was handed on');
+    // Assess 1: a summary that says to continue, and a continuation that survives the state's JSON.
+    expect(first.summary).toMatchObject({ status: 'continue', invocations: 1, accountId: DEMO_ACCOUNT_ID });
+    expect(first.summary.totals.notReached).toBeGreaterThan(0);
+    const message = continuationOf(first);
     expect(continuationSchema.parse(JSON.parse(JSON.stringify(message)))).toEqual(message);
     expect(message).toMatchObject({
-      runId: scheduledSweep.id,
+      runId: RUN_ID,
       invocation: 2,
       asOf: EVENT_TIME.toISOString(),
       scheduled: true,
     });
+    const firstReport = lastReport(log.entries);
 
-    // Act 2: the follow-up invocation, delivered by the queue.
+    // Act 2: the follow-up invocation, which the state machine's Choice sends back to the task.
     const callsBefore = account.calls.length;
-    const second = asReport(await handler(sqsEvent(message), budget(1_000)));
+    const second = await handler(JSON.parse(JSON.stringify(first)), budget(1_000));
 
     // Assess 2: the run is complete, nothing was done twice, and the totals cover the whole run.
-    expect(second.complete).toBe(true);
-    expect(handed).toHaveLength(1);
-    expect(second.run).toEqual({ runId: scheduledSweep.id, invocation: 2, startedAt: first.startedAt });
+    expect(second.summary).toMatchObject({ status: 'done', invocations: 2 });
+    expect(second.continuation).toBeUndefined();
+    const report = lastReport(log.entries);
+    expect(report.run).toEqual({ runId: RUN_ID, invocation: 2, startedAt: firstReport.startedAt });
     const repeated = account.calls
       .slice(callsBefore)
       .filter((call) => account.calls.slice(0, callsBefore).includes(call));
@@ -131,133 +126,110 @@ describe('a sweep that outlasts one invocation', () => {
       'images',
       'snapshots',
     ] as const) {
-      expect(second.totals[key], key).toBe(whole.totals[key]);
+      expect(report.totals[key], key).toBe(wholeReport.totals[key]);
     }
-    expect(second.cost.reclaimedGiB).toBe(whole.cost.reclaimedGiB);
+    expect(second.summary.totals.deregistered).toBe(wholeReport.totals.deregistered);
+    expect(report.cost.reclaimedGiB).toBe(wholeReport.cost.reclaimedGiB);
+    expect(second.summary.reclaimedGiB).toBe(wholeReport.cost.reclaimedGiB);
     expect([...account.images.keys()].sort()).toEqual([...reference.account.images.keys()].sort());
     expect([...account.snapshots.keys()].sort()).toEqual([...reference.account.snapshots.keys()].sort());
   });
 
-  it('stops handing on after the last allowed invocation, and says so', async () => {
+  it('carries on from the account as it is when Step Functions retries an invocation with the same continuation', async () => {
+    // Prepare: a hand-over, then its invocation, which finishes the run.
+    const { account, handler } = setup();
+    const first = await handler(input(), budget(3));
+    await handler(input(continuationOf(first)), budget(1_000));
+    const callsBefore = account.calls.length;
+
+    // Act: the same input again, as a Retry after a lost answer would send it.
+    const again = await handler(input(continuationOf(first)), budget(1_000));
+
+    // Assess: nothing done is done again (an image's snapshot left behind may be new work).
+    expect(again.summary.status).toBe('done');
+    const before = new Set(account.calls.slice(0, callsBefore));
+    expect(account.calls.slice(callsBefore).filter((call) => before.has(call))).toEqual([]);
+  });
+
+  it('stops handing on after the last allowed invocation, and says why', async () => {
     // Prepare
-    const { handed, handler, state } = setup();
+    const { handler, log } = setup();
+    const earlier = setup();
+    await earlier.handler(input(), budget(1_000));
     const last: Continuation = {
-      runId: 'run-1',
+      runId: RUN_ID,
       invocation: MAX_INVOCATIONS,
       asOf: EVENT_TIME.toISOString(),
       startedAt: EVENT_TIME.toISOString(),
       scheduled: true,
-      totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
+      totals: lastReport(earlier.log.entries).totals,
       cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
     };
-    expectContinuation(state, last);
 
     // Act
-    const report = asReport(await handler(sqsEvent(last), budget(2)));
+    const output = await handler(input(last), budget(2));
 
     // Assess
-    expect(report.complete).toBe(false);
-    expect(handed).toEqual([]);
-  });
-
-  it('rejects a queue message that is not a continuation, without throwing', async () => {
-    const { handler } = setup();
-
-    const result = await handler(
-      { Records: [{ eventSource: 'aws:sqs', body: '{"runId":1}' }] },
-      budget(1_000),
-    );
-
-    expect(result).toMatchObject({ status: 'rejected' });
-  });
-
-  it('accepts a continuation only once: a second delivery of the same message changes nothing', async () => {
-    // Prepare
-    const { account, handed, handler, log } = setup();
-    asReport(await handler(structuredClone(scheduledSweep), budget(3)));
-    const [message] = handed;
-    if (!message) throw new Error('no continuation was handed on');
-    asReport(await handler(sqsEvent(message), budget(4)));
-    const callsBefore = account.calls.length;
-
-    // Act
-    const again = await handler(sqsEvent(message), budget(1_000));
-
-    // Assess
-    expect(again).toMatchObject({
-      status: 'rejected',
-      reason: expect.stringMatching(/not the one this run expects/),
+    expect(output.continuation).toBeUndefined();
+    expect(output.summary).toMatchObject({
+      status: 'stopped',
+      invocations: MAX_INVOCATIONS,
+      reason: expect.stringMatching(new RegExp(`not finished after ${MAX_INVOCATIONS} invocations`)),
     });
-    expect(account.calls.length).toBe(callsBefore);
-    expect(log.entries.some((entry) => entry.message === 'event rejected')).toBe(true);
+    expect(log.entries.some((entry) => entry.message === 'run stopped unfinished')).toBe(true);
   });
 
-  it('rejects a continuation the run never sent, whatever it says', async () => {
-    // Prepare: a well-formed message made by hand, with a clock eight days on.
-    const { account, handler, state } = setup();
-    const forged: Continuation = {
-      runId: 'run-made-by-hand',
-      invocation: 2,
-      asOf: EVENT_TIME.toISOString(),
-      startedAt: EVENT_TIME.toISOString(),
-      scheduled: false,
-      totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
-      cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
-    };
-    state.values.set(
-      'continuation/eu-west-1',
-      JSON.stringify({ runId: 'run-1', invocation: 2, asOf: forged.asOf }),
-    );
+  it('rejects a continuation that does not parse, before anything is read', async () => {
+    const { account, handler } = setup();
+    const listOwnedImages = vi.spyOn(account, 'listOwnedImages');
 
-    // Act
-    const result = await handler(sqsEvent(forged), budget(1_000));
+    const result = handler({ ...input(), continuation: { runId: 1 } }, budget(1_000));
 
-    // Assess
-    expect(result).toMatchObject({ status: 'rejected' });
+    await expect(result).rejects.toThrow(handlers.SweepTargetInputError);
+    await expect(result).rejects.toThrow(/not a sweep-target input/);
+    expect(listOwnedImages).not.toHaveBeenCalled();
     expect(account.calls).toEqual([]);
   });
 
-  it('rejects a continuation whose clock is in the future, even one the run expects, and changes nothing', async () => {
+  it("rejects a continuation of another run, or of another clock, than the execution's", async () => {
+    // Prepare: well-formed, but not this run's.
+    const { account, handler } = setup();
+    const first = await setup().handler(input(), budget(3));
+    const theirs = { ...continuationOf(first), runId: 'sweep-made-by-hand' };
+    const otherClock = {
+      ...continuationOf(first),
+      asOf: new Date(EVENT_TIME.getTime() - 86_400_000).toISOString(),
+    };
+
+    // Act and assess
+    await expect(handler(input(theirs), budget(1_000))).rejects.toThrow(/is not this run's/);
+    await expect(handler(input(otherClock), budget(1_000))).rejects.toThrow(handlers.SweepTargetInputError);
+    expect(account.calls).toEqual([]);
+  });
+
+  it('rejects a continuation whose clock is in the future, and changes nothing', async () => {
     // Prepare: images marked a day ago would be due on a clock 30 days on.
-    const { account, handler, state, log } = setup();
-    const future: Continuation = {
-      runId: 'run-1',
-      invocation: 2,
-      asOf: new Date(REAL_NOW.getTime() + 30 * 86_400_000).toISOString(),
-      startedAt: EVENT_TIME.toISOString(),
-      scheduled: true,
-      totals: asReport(await setup().handler({ mode: 'plan' }, budget(1_000))).totals,
-      cost: { reclaimedGiB: 0, reclaimableGiB: 0 },
-    };
-    expectContinuation(state, future);
+    const { account, handler } = setup();
+    const future = new Date(REAL_NOW.getTime() + 30 * 86_400_000).toISOString();
+    const first = await setup().handler(input(), budget(3));
+    const continuation = { ...continuationOf(first), asOf: future };
 
     // Act
-    const result = await handler(sqsEvent(future), budget(1_000));
+    const result = handler(input(continuation, future), budget(1_000));
 
     // Assess
-    expect(result).toMatchObject({
-      status: 'rejected',
-      reason: expect.stringMatching(/later than the real clock/),
-    });
+    await expect(result).rejects.toThrow(FutureClockError);
+    await expect(result).rejects.toThrow(/the continuation clock .* is later than the real clock/);
     expect(account.calls).toEqual([]);
-    const rejected = log.entries.find((entry) => entry.message === 'event rejected');
-    expect(JSON.stringify(rejected?.extra)).toMatch(/continuation clock/);
   });
 
-  it('returns its report, and says the run may not continue, when SQS does not answer the hand-over', async () => {
-    // Prepare
-    const { handler, log, state } = setup(async () => {
-      throw new OutcomeUnknownError('SendMessage', {
-        cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }),
-      });
-    });
+  it('rejects a first invocation on a future run clock, and changes nothing', async () => {
+    const { account, handler } = setup();
+    const future = new Date(REAL_NOW.getTime() + 3_600_000).toISOString();
 
-    // Act
-    const report = asReport(await handler(structuredClone(scheduledSweep), budget(3)));
-
-    // Assess
-    expect(report.complete).toBe(false);
-    expect(log.entries.some((entry) => entry.message === 'run may not continue')).toBe(true);
-    expect(state.values.get('continuation/eu-west-1')).toContain('"invocation":2');
+    await expect(handler(input(undefined, future), budget(1_000))).rejects.toThrow(
+      /the run clock .* is later than the real clock/,
+    );
+    expect(account.calls).toEqual([]);
   });
 });

@@ -105,6 +105,10 @@ describe('sweep handler', () => {
 
   it.each([
     { case: 'an S3 event', event: { source: 'aws.s3' } },
+    {
+      case: 'an SQS record (the retired continuation queue; the state machine carries runs on now)',
+      event: { Records: [{ eventSource: 'aws:sqs', body: '{"runId":"run-1","invocation":2}' }] },
+    },
     { case: 'a string', event: 'sweep please' },
     { case: 'a number', event: 42 },
     { case: 'an unknown mode', event: { mode: 'destroy' } },

@@ -54,6 +54,8 @@ function calledActions(): Set<string> {
     'client-cloudtrail': 'cloudtrail',
     'client-sqs': 'sqs',
     'client-sts': 'sts',
+    'client-sfn': 'states',
+    'client-organizations': 'organizations',
   };
   const called = new Set<string>();
   const walk = (dir: string) => {
@@ -89,13 +91,22 @@ const INDIRECT: Record<string, string> = {
   'rbin:ListRules':
     'the Recycle Bin adapter signs its own REST-JSON requests; the rbin SDK client would bundle a second SDK core',
   'rbin:GetRule': "the Recycle Bin adapter's own request: ListRules summaries lack tag conditions and status",
+  'lambda:InvokeFunction': "Step Functions invokes the state machine's steps with the state machine's role",
 };
 
 describe('IAM in serverless.yml', () => {
   it('allows nothing that no code path calls, unless its reason is stated', () => {
     const called = calledActions();
     expect(called.has('ec2:DeregisterImage')).toBe(true);
-    for (const role of ['SweepRole', 'ImageEventRole']) {
+    for (const role of [
+      'SweepRole',
+      'ImageEventRole',
+      'SweepTargetRole',
+      'ListTargetsRole',
+      'AggregateRole',
+      'StartSweepRole',
+      'SweepStateMachineRole',
+    ]) {
       const allowed = statements(role)
         .filter((statement) => statement.Effect === 'Allow')
         .flatMap(actions);
@@ -123,18 +134,20 @@ describe('IAM in serverless.yml', () => {
 
   it('denies removals on the exempt tag with the same match the code uses (any case, no blanks)', () => {
     const exempt = defaultPolicy().exemptTag;
-    const deny = statements('SweepRole').find((statement) => statement.Sid === 'NeverRemoveExempt');
-    expect(deny?.Effect).toBe('Deny');
-    expect(actions(deny as Statement)).toEqual(
-      expect.arrayContaining(['ec2:DeregisterImage', 'ec2:DeleteSnapshot']),
-    );
-    expect(deny?.Condition).toEqual({
-      StringEqualsIgnoreCase: { [`aws:ResourceTag/${exempt.key}`]: exempt.value },
-    });
+    for (const role of ['SweepRole', 'SweepTargetRole']) {
+      const deny = statements(role).find((statement) => statement.Sid === 'NeverRemoveExempt');
+      expect(deny?.Effect, role).toBe('Deny');
+      expect(actions(deny as Statement)).toEqual(
+        expect.arrayContaining(['ec2:DeregisterImage', 'ec2:DeleteSnapshot']),
+      );
+      expect(deny?.Condition).toEqual({
+        StringEqualsIgnoreCase: { [`aws:ResourceTag/${exempt.key}`]: exempt.value },
+      });
+    }
   });
 
   it('lets both roles write only ami-janitor:* tag keys, and never the exempt tag', () => {
-    for (const role of ['SweepRole', 'ImageEventRole']) {
+    for (const role of ['SweepRole', 'ImageEventRole', 'SweepTargetRole']) {
       const tagging = statements(role).find((statement) => statement.Sid === 'TagWithOwnKeys');
       expect(tagging?.Condition, role).toEqual({
         'ForAllValues:StringLike': { 'aws:TagKeys': 'ami-janitor:*' },
