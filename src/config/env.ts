@@ -1,4 +1,5 @@
 import { isAbsolute, join } from 'node:path';
+import { parseTargetSpec, type TargetSpec } from '../core/targets.ts';
 import { PolicyError } from '../errors.ts';
 
 export interface SweepEnvironment {
@@ -47,4 +48,31 @@ function parseBoolean(name: string, value: string | undefined, fallback: boolean
   if (normalised === 'true') return true;
   if (normalised === 'false') return false;
   throw new PolicyError([`${name} must be 'true' or 'false', not '${value}'`]);
+}
+
+/**
+ * The deployment's targets, as serverless.yml passes its params: the same spec for the fan-out
+ * and for the real-time audit. A bad value fails the cold start, naming it.
+ */
+export function readTargetSpec(env: NodeJS.ProcessEnv = process.env): TargetSpec {
+  const homeRegion = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (!homeRegion) throw new PolicyError(['AWS_REGION is not set']);
+  return parseTargetSpec({
+    accounts: env.AMI_JANITOR_ACCOUNTS,
+    organizationalUnits: env.AMI_JANITOR_ORGANIZATIONAL_UNITS,
+    excludeAccounts: env.AMI_JANITOR_EXCLUDE_ACCOUNTS,
+    regions: env.AMI_JANITOR_REGIONS,
+    memberRoleName: env.AMI_JANITOR_MEMBER_ROLE_NAME,
+    organizationRoleArn: env.AMI_JANITOR_ORGANIZATION_ROLE_ARN,
+    homeRegion,
+  });
+}
+
+/** Whether a spec reaches beyond the function's own account and Region. */
+export function reachesBeyondHome(spec: TargetSpec, homeRegion: string): boolean {
+  return (
+    spec.accounts.kind !== 'self' ||
+    spec.regions.kind === 'all' ||
+    spec.regions.regions.some((region) => region !== homeRegion)
+  );
 }

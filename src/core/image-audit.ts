@@ -34,6 +34,8 @@ export interface AuditOptions {
   policy: Policy;
   /** Dry run never changes permissions; bookkeeping tags (creator, alert state) are still written. */
   dryRun: boolean;
+  /** The audited account's name in Organizations, where known: alerts name it. */
+  accountName?: string;
 }
 
 export type AuditStatus =
@@ -73,7 +75,7 @@ export async function auditImageEvent(
     case 'snapshot-sharing':
       return auditSnapshotSharing(event, event.snapshotId, ports, options);
     case 'block-public-access-disabled':
-      return alertBlockPublicAccessOff(event, event.resource, ports);
+      return alertBlockPublicAccessOff(event, event.resource, ports, options);
   }
 }
 
@@ -258,6 +260,7 @@ async function auditExposure(
     title: `${capitalise(subject.kind)} ${subject.id} is ${offending.public ? 'public' : 'shared outside the allowlist'}`,
     resource: { kind: subject.kind, id: subject.id, ...(subject.name ? { name: subject.name } : {}) },
     accountId: event.accountId,
+    ...(options.accountName ? { accountName: options.accountName } : {}),
     region: event.region,
     caller: event.caller,
     eventName: event.eventName,
@@ -291,6 +294,7 @@ async function alertBlockPublicAccessOff(
   event: ImageEvent,
   resource: 'image' | 'snapshot',
   ports: AuditPorts,
+  options: Pick<AuditOptions, 'accountName'>,
 ): Promise<AuditOutcome> {
   const what = resource === 'image' ? 'AMIs' : 'EBS snapshots';
   const finding: Finding = {
@@ -303,6 +307,7 @@ async function alertBlockPublicAccessOff(
     title: `Block public access for ${what} turned off`,
     resource: { kind: 'account', id: event.accountId },
     accountId: event.accountId,
+    ...(options.accountName ? { accountName: options.accountName } : {}),
     region: event.region,
     caller: event.caller,
     eventName: event.eventName,

@@ -2,9 +2,11 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { createImageActions } from '../adapters/ec2.ts';
+import { createEventTargets, type EventTargets } from '../adapters/event-targets.ts';
 import { createSharing } from '../adapters/sharing.ts';
+import { createTargetSource } from '../adapters/targets.ts';
 import { loadDeployedPolicy } from '../config/deployed-policy.ts';
-import { readEventEnvironment } from '../config/env.ts';
+import { reachesBeyondHome, readEventEnvironment, readTargetSpec } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
 import { type AuditOutcome, auditImageEvent } from '../core/image-audit.ts';
 import type { ImageActionsPort, Log, SharingPort } from '../core/ports.ts';
@@ -32,6 +34,11 @@ export interface ImageEventDependencies {
   accountId?: string;
   /** How much of an invocation's remaining time one Slack delivery may take. */
   slackBudget?: SlackBudget;
+  /**
+   * Organisation-wide: the targets whose events are audited, each in its own account through its
+   * member role. Without it, only this function's own account and Region are.
+   */
+  targets?: EventTargets;
   log: Log;
 }
 
@@ -75,9 +82,26 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
       return { status: 'failed-call', reason };
     }
     const { event: imageEvent } = parsed;
-    const home = ownAccount(deps, context);
-    if (home.warning) deps.log.warn('account check skipped', { reason: home.warning });
-    const elsewhere = notHere(event, imageEvent, { region: deps.region, accountId: home.accountId });
+    let ports = deps.ports;
+    let accountName: string | undefined;
+    let elsewhere: string | undefined;
+    if (deps.targets) {
+      // Organisation-wide: the event is audited in its own account and Region, if that is a target.
+      elsewhere = inconsistent(event, imageEvent);
+      if (!elsewhere) {
+        const target = { accountId: imageEvent.accountId, region: imageEvent.region };
+        const reached = await deps.targets.portsFor(target, options?.signal);
+        if ('notATarget' in reached) elsewhere = reached.notATarget;
+        else {
+          ports = () => reached.ports;
+          accountName = reached.accountName;
+        }
+      }
+    } else {
+      const home = ownAccount(deps, context);
+      if (home.warning) deps.log.warn('account check skipped', { reason: home.warning });
+      elsewhere = notHere(event, imageEvent, { region: deps.region, accountId: home.accountId });
+    }
     if (elsewhere) {
       // Until other accounts are targets, auditing one would tag and alert as if it were this one;
       // dropped, not thrown, since a retry would be dropped the same way.
@@ -95,8 +119,12 @@ export function makeImageEventHandler(deps: ImageEventDependencies) {
     );
     const outcome = await auditImageEvent(
       imageEvent,
-      { ...deps.ports(options?.signal), notifier, log: deps.log },
-      { policy: deps.policy, dryRun: deps.dryRun || deps.policy.dryRun },
+      { ...ports(options?.signal), notifier, log: deps.log },
+      {
+        policy: deps.policy,
+        dryRun: deps.dryRun || deps.policy.dryRun,
+        ...(accountName ? { accountName } : {}),
+      },
     );
     deps.log.info('event audited', {
       eventId: imageEvent.eventId,
@@ -178,6 +206,15 @@ function notHere(
   return `the event is for ${reasons.join(' and ')}; only this function's own account and Region are audited`;
 }
 
+/** The envelope and the CloudTrail record must name the same account and Region. */
+function inconsistent(raw: unknown, event: ImageEvent): string | undefined {
+  const envelope = raw as { account?: unknown; region?: unknown };
+  if (envelope.account !== event.accountId || envelope.region !== event.region) {
+    return `the event's envelope (${String(envelope.account)}, ${String(envelope.region)}) and its CloudTrail record (${event.accountId}, ${event.region}) disagree`;
+  }
+  return undefined;
+}
+
 /** Logs key the resource by its kind, so an account id is never logged as an image id. */
 function resourceKey(kind: ImageEvent['kind'], resourceId: string | undefined): Record<string, string> {
   if (resourceId === undefined) return {};
@@ -189,8 +226,15 @@ function resourceKey(kind: ImageEvent['kind'], resourceId: string | undefined): 
 async function defaultDependencies(): Promise<ImageEventDependencies> {
   const env = readEventEnvironment();
   const policy = await loadDeployedPolicy(env.policyFile);
+  const spec = readTargetSpec();
+  const source = createTargetSource(
+    spec.organizationRoleArn ? { organizationRoleArn: spec.organizationRoleArn } : {},
+  );
   return {
     ports: (signal) => ({ images: createImageActions({ signal }), sharing: createSharing({ signal }) }),
+    ...(reachesBeyondHome(spec, env.region)
+      ? { targets: createEventTargets(spec, { callerAccountId: () => source.accountId(), source }) }
+      : {}),
     notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),
     policy,
     dryRun: env.dryRun,

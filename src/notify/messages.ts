@@ -15,6 +15,8 @@ export interface Alert {
   title: string;
   resource: { kind: AlertResourceKind; id: string; name?: string };
   accountId: string;
+  /** The account's name in Organizations, where known. */
+  accountName?: string;
   region: string;
   caller?: Caller;
   eventName?: string;
@@ -47,7 +49,7 @@ export function alertMessage(alert: Alert): SlackMessage {
     // plain_text: Slack shows it verbatim, so the title is not escaped here.
     header(`${SEVERITY_MARKER[alert.severity]} ${severity}: ${alert.title}`),
     section(resourceLine(alert), [
-      `*Account*\n${escapeMrkdwn(alert.accountId)}`,
+      `*Account*\n${escapeMrkdwn(alert.accountName ? `${alert.accountId} (${alert.accountName})` : alert.accountId)}`,
       `*Region*\n${escapeMrkdwn(alert.region)}`,
     ]),
     whoSection(alert),
