@@ -1,5 +1,9 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
+// Types only: the adapters themselves are loaded on demand, so `--demo` never pays for the SDK.
+import type { AwsClients } from '../adapters/clients.ts';
+import type { ApiLimiter } from '../adapters/limiter.ts';
+import type { RoleSessions } from '../adapters/targets.ts';
 import { defaultPolicy, type Policy, parsePolicy } from '../config/policy.ts';
 import { loadPolicyFile } from '../config/policy-file.ts';
 import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
@@ -435,8 +439,6 @@ async function loadAdapters() {
     { createTrailHealthCheck },
     { createImageUsage },
     { createRecycleBin },
-    { ApiLimiter, defaultLimiter },
-    { clientsForTarget, createTargetSource },
   ] = await Promise.all([
     import('../adapters/clients.ts'),
     import('../adapters/ec2.ts'),
@@ -445,8 +447,6 @@ async function loadAdapters() {
     import('../adapters/cloudtrail.ts'),
     import('../adapters/usage.ts'),
     import('../adapters/recycle-bin.ts'),
-    import('../adapters/limiter.ts'),
-    import('../adapters/targets.ts'),
   ]);
   return {
     createAwsClients,
@@ -457,10 +457,6 @@ async function loadAdapters() {
     createTrailHealthCheck,
     createImageUsage,
     createRecycleBin,
-    ApiLimiter,
-    defaultLimiter,
-    clientsForTarget,
-    createTargetSource,
   };
 }
 
@@ -469,9 +465,9 @@ type Adapters = Awaited<ReturnType<typeof loadAdapters>>;
 /** Every port of one account-Region, from its clients; without a limiter, the process-wide one paces them. */
 function portsFromClients(
   adapters: Adapters,
-  clients: import('../adapters/clients.ts').AwsClients,
+  clients: AwsClients,
   policy: Policy,
-  limiter?: InstanceType<Adapters['ApiLimiter']>,
+  limiter?: ApiLimiter,
 ): AccountPorts {
   const paced = limiter ? { ...clients, limiter } : clients;
   return {
@@ -495,27 +491,29 @@ async function awsTargetRuntime(context: {
   spec: TargetSpec;
   policy: Policy;
 }): Promise<TargetRuntime> {
-  const adapters = await loadAdapters();
+  // Only a run over targets pays for Organizations and the role sessions.
+  const [adapters, { ApiLimiter, defaultLimiter }, { clientsForTarget, createTargetSource }] =
+    await Promise.all([loadAdapters(), import('../adapters/limiter.ts'), import('../adapters/targets.ts')]);
   const { region, spec, policy } = context;
   const base = adapters.createAwsClients({ region });
-  const source = adapters.createTargetSource({
+  const source = createTargetSource({
     region,
     sts: base.sts,
     ec2: base.ec2,
     ...(spec.organizationRoleArn ? { organizationRoleArn: spec.organizationRoleArn } : {}),
   });
-  const sessions = new Map();
+  const sessions: RoleSessions = new Map();
   return {
     source,
     async ports(target, callerAccountId) {
-      const clients = await adapters.clientsForTarget(target, {
+      const clients = await clientsForTarget(target, {
         roleName: spec.memberRoleName,
         callerAccountId,
         baseClients: base,
         sessions,
       });
       // EC2 meters each account and Region on its own: one target's pace must not hold up another's.
-      const limiter = new adapters.ApiLimiter({ headroom: adapters.defaultLimiter.headroom });
+      const limiter = new ApiLimiter({ headroom: defaultLimiter.headroom });
       return portsFromClients(adapters, clients, policy, limiter);
     },
   };

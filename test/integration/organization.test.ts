@@ -193,9 +193,10 @@ describeWithMoto('organisation-wide CLI against moto', (moto: MotoHandle) => {
       '--config',
       policyFile,
     ];
-    const everyTarget = [MOTO_ACCOUNT_ID, ...members]
-      .sort()
-      .flatMap((accountId) => REGIONS.map((region) => `${accountId} ${region}`));
+    // In ListAccounts order (the management account, then the members as created), each in its Regions.
+    const everyTarget = [MOTO_ACCOUNT_ID, ...members].flatMap((accountId) =>
+      REGIONS.map((region) => `${accountId} ${region}`),
+    );
 
     // Act 1
     const mark = await cli(args);
@@ -261,7 +262,8 @@ describeWithMoto('organisation-wide CLI against moto', (moto: MotoHandle) => {
 
     // Assess
     expect(mark.code, mark.stderr).toBe(0);
-    expect(marked.targets.map(key)).toEqual([...memberTargets].sort());
+    // In the order the accounts were named, each in its Regions.
+    expect(marked.targets.map(key)).toEqual(memberTargets);
     expect(remove.code, remove.stderr).toBe(0);
     const removed = JSON.parse(remove.stdout) as TargetsDocument;
     expect(removed.targets.every((entry) => entry.status === 'ok')).toBe(true);
