@@ -95,6 +95,8 @@ export const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
   'PutParameter',
   // Sent with one ClientToken for all its attempts: a resend answers with the report the first one started.
   'CreateImageUsageReport',
+  // A second session for the same role changes nothing in the account; the first one simply lapses.
+  'AssumeRole',
 ]);
 
 /**
