@@ -18,7 +18,9 @@ const MAX_CONCURRENCY = 100;
 function maxConcurrency(value) {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1 || number > MAX_CONCURRENCY) {
-    throw new Error(`param maxConcurrency must be a whole number from 1 to ${MAX_CONCURRENCY}, not ${JSON.stringify(value)}`);
+    throw new Error(
+      `param maxConcurrency must be a whole number from 1 to ${MAX_CONCURRENCY}, not ${JSON.stringify(value)}`,
+    );
   }
   return number;
 }

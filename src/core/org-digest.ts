@@ -55,8 +55,6 @@ export interface TargetSummary {
   fingerprint: string;
   /** Anything acted on, scheduled, deferred or found: what makes a digest worth sending. */
   news: boolean;
-  /** Why a stopped run stopped. */
-  reason?: string;
 }
 
 /** What the state machine's RecordFailure state makes of a target that failed after its retries. */
@@ -64,6 +62,7 @@ export interface FailedTarget {
   status: 'failed';
   accountId: string;
   region: string;
+  accountName?: string;
   /** The error's name, as Step Functions reports it (the Lambda error type, or States.Timeout, ...). */
   error: string;
   /** Its message, or for a Lambda error the JSON Lambda reports. */
@@ -73,8 +72,10 @@ export interface FailedTarget {
 export type TargetResult = TargetSummary | FailedTarget;
 
 const FINGERPRINT_CHARS = 16;
-/** A stopped run's reason, an error's cause: enough to act on, small enough for the payload. */
-export const MAX_REASON_CHARS = 300;
+/** An error's message: enough to act on, small enough for the payload of hundreds of targets. */
+export const MAX_REASON_CHARS = 200;
+/** Organizations allows 50 characters; a longer name only comes from elsewhere. */
+const MAX_ACCOUNT_NAME_CHARS = 64;
 
 /** Nothing acted on, scheduled, deferred, found or failed: a digest would only repeat the counts. */
 export function reportHasNews(report: RunReport): boolean {
@@ -94,15 +95,15 @@ export function reportHasNews(report: RunReport): boolean {
 export function summarizeTarget(
   report: RunReport,
   target: ResolvedTarget,
-  outcome: { status: TargetStatus; reason?: string },
+  status: TargetStatus,
 ): TargetSummary {
   const totals = Object.fromEntries(SUMMARY_TOTALS.map((key) => [key, report.totals[key]])) as SummaryTotals;
   const invocations = report.run?.invocation ?? 1;
   return {
-    status: outcome.status,
+    status,
     accountId: target.accountId,
     region: target.region,
-    ...(target.accountName ? { accountName: clip(target.accountName, 100) } : {}),
+    ...(target.accountName ? { accountName: clip(target.accountName, MAX_ACCOUNT_NAME_CHARS) } : {}),
     dryRun: report.dryRun,
     invocations,
     totals,
@@ -112,7 +113,6 @@ export function summarizeTarget(
     fingerprint: digestFingerprint(report).slice(0, FINGERPRINT_CHARS),
     // A run that took several invocations did something in the earlier ones.
     news: reportHasNews(report) || invocations > 1,
-    ...(outcome.reason ? { reason: clip(outcome.reason, MAX_REASON_CHARS) } : {}),
   };
 }
 
@@ -120,8 +120,6 @@ export function summarizeTarget(
 export interface OrgRun {
   runId: string;
   asOf: string;
-  /** The targets as listed, for their account names. */
-  targets: readonly ResolvedTarget[];
   results: readonly TargetResult[];
   /** Set when the targets could not be listed, so nothing was swept. */
   listingError?: { error: string; cause?: string | undefined };
@@ -176,10 +174,7 @@ export function isFailed(result: TargetResult): result is FailedTarget {
 
 export function buildOrgDigest(run: OrgRun): OrgDigest {
   const names = new Map<string, string>();
-  for (const target of run.targets) if (target.accountName) names.set(target.accountId, target.accountName);
-  for (const result of run.results) {
-    if (!isFailed(result) && result.accountName) names.set(result.accountId, result.accountName);
-  }
+  for (const result of run.results) if (result.accountName) names.set(result.accountId, result.accountName);
   const named = (accountId: string) => {
     const name = names.get(accountId);
     return name ? { accountName: name } : {};
@@ -231,7 +226,7 @@ export function buildOrgDigest(run: OrgRun): OrgDigest {
       add(result.accountId, {
         region: result.region,
         kind: 'stopped',
-        detail: result.reason ?? `unfinished after ${result.invocations} invocations`,
+        detail: `not finished after ${result.invocations} invocations; the next run starts afresh`,
       });
     }
     const failedActions = result.totals.failed + result.totals.snapshotsFailed;

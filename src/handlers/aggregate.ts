@@ -7,7 +7,13 @@ import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
 import type { DigestOutcome } from '../core/digest.ts';
-import { type OrgDigest, type OrgRun, sendOrgDigest, type TargetResult } from '../core/org-digest.ts';
+import {
+  type OrgDigest,
+  type OrgRun,
+  sendOrgDigest,
+  type TargetResult,
+  type TargetSummary,
+} from '../core/org-digest.ts';
 import type { Log, StateStore } from '../core/ports.ts';
 import { logger } from '../logger.ts';
 import {
@@ -54,25 +60,22 @@ const summarySchema = z.looseObject({
   savingUsd: z.number().min(0),
   fingerprint: z.string(),
   news: z.boolean(),
-  reason: z.string().optional(),
 });
 
+/** The state machine's RecordFailure: the target as the Map listed it, and Step Functions' error. */
 const failedSchema = z.looseObject({
   status: z.literal('failed'),
-  accountId: z.string(),
-  region: z.string(),
+  target: z.looseObject({ accountId: z.string(), region: z.string(), accountName: z.string().optional() }),
   error: z.string(),
   // Step Functions sets Cause to null for errors without one.
   cause: z.string().nullish(),
 });
 
+/** Each target's entry, replaced by the Map with its outcome. */
 const aggregateInput = z.looseObject({
   runId: z.string().min(1),
   asOf: z.string().min(1),
-  targets: z
-    .array(z.looseObject({ accountId: z.string(), region: z.string(), accountName: z.string().optional() }))
-    .default([]),
-  results: z.array(z.union([failedSchema, summarySchema])),
+  targets: z.array(z.union([failedSchema, summarySchema])),
   listingError: z.looseObject({ error: z.string(), cause: z.string().nullish() }).optional(),
 });
 
@@ -108,20 +111,22 @@ export function makeAggregateHandler(deps: AggregateDependencies) {
     if (!parsed.success) {
       throw new AggregateInputError(`not an aggregate input: ${z.prettifyError(parsed.error)}`);
     }
-    const { listingError, ...rest } = parsed.data;
+    const { runId, asOf, targets, listingError } = parsed.data;
     const run: OrgRun = {
-      ...rest,
-      results: rest.results.map(
+      runId,
+      asOf,
+      results: targets.map(
         (result): TargetResult =>
           result.status === 'failed'
             ? {
                 status: 'failed',
-                accountId: result.accountId,
-                region: result.region,
+                accountId: result.target.accountId,
+                region: result.target.region,
+                ...(result.target.accountName ? { accountName: result.target.accountName } : {}),
                 error: result.error,
                 ...(result.cause ? { cause: result.cause } : {}),
               }
-            : (result as TargetResult),
+            : (result as TargetSummary),
       ),
       ...(listingError
         ? {

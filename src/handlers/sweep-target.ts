@@ -66,7 +66,8 @@ export class TargetSweepError extends Error {
       { cause },
     );
     if (cause instanceof TargetAccessError) this.name = cause.name;
-    this.stack = `${this.name}: ${this.message}`;
+    // Lambda reports the stack beside the message; the message alone says it all.
+    this.stack = this.name;
   }
 }
 
@@ -154,7 +155,7 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
         runId,
         asOf,
         continuation: next,
-        summary: summarizeTarget(report, target, { status: 'continue' }),
+        summary: summarizeTarget(report, target, 'continue'),
       };
     }
     const reason = next
@@ -171,7 +172,7 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
       target,
       runId,
       asOf,
-      summary: summarizeTarget(report, target, reason ? { status: 'stopped', reason } : { status: 'done' }),
+      summary: summarizeTarget(report, target, reason ? 'stopped' : 'done'),
     };
   };
 }
