@@ -53,7 +53,7 @@ module.exports = async ({ resolveVariable }) => {
   });
   const definition = JSON.parse(readFileSync(ASL_FILE, 'utf8'));
   const map = definition.States[MAP_STATE];
-  if (!map || map.Type !== 'Map') throw new Error(`${ASL_FILE} has no Map state ${MAP_STATE}`);
+  if (map?.Type !== 'Map') throw new Error(`${ASL_FILE} has no Map state ${MAP_STATE}`);
   map.MaxConcurrency = maxConcurrency(await param('maxConcurrency'));
   return definition;
 };
