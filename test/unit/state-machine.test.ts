@@ -287,6 +287,10 @@ describe('the state machine in serverless.yml', () => {
     const target = allowed('SweepTargetRole');
     expect([...sweep].filter((action) => !target.has(action))).toEqual([]);
     expect([...target].filter((action) => !sweep.has(action))).toEqual(['sts:AssumeRole']);
+    // The name member/template.yml's member role trusts by default.
+    expect(serverless.resources.Resources.SweepTargetRole?.Properties.RoleName).toBe(
+      `$\{self:service}-$\{sls:stage}-sweep-target`,
+    );
     const assume = statementsOf('SweepTargetRole').find((statement) => statement.Action === 'sts:AssumeRole');
     expect(assume?.Resource).toBe(`arn:$\{AWS::Partition}:iam::*:role/$\{param:memberRoleName}`);
     const denies = (role: string) => statementsOf(role).filter((statement) => statement.Effect === 'Deny');
