@@ -2,17 +2,16 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import * as z from 'zod';
 import { createTargetSource } from '../adapters/targets.ts';
+import { readTargetSpec } from '../config/env.ts';
 import { FutureClockError, futureClockReason } from '../core/clock.ts';
 import type { Log } from '../core/ports.ts';
 import {
-  parseTargetSpec,
   type ResolvedTarget,
   resolveTargets,
   TargetError,
   type TargetSource,
   type TargetSpec,
 } from '../core/targets.ts';
-import { PolicyError } from '../errors.ts';
 import { logger } from '../logger.ts';
 
 /**
@@ -91,20 +90,8 @@ export function makeListTargetsHandler(deps: ListTargetsDependencies) {
   };
 }
 
-/** The deploy params, as serverless.yml passes them; a bad value fails the cold start, naming it. */
-export function targetSpecFromEnvironment(env: NodeJS.ProcessEnv = process.env): TargetSpec {
-  const homeRegion = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-  if (!homeRegion) throw new PolicyError(['AWS_REGION is not set']);
-  return parseTargetSpec({
-    accounts: env.AMI_JANITOR_ACCOUNTS,
-    organizationalUnits: env.AMI_JANITOR_ORGANIZATIONAL_UNITS,
-    excludeAccounts: env.AMI_JANITOR_EXCLUDE_ACCOUNTS,
-    regions: env.AMI_JANITOR_REGIONS,
-    memberRoleName: env.AMI_JANITOR_MEMBER_ROLE_NAME,
-    organizationRoleArn: env.AMI_JANITOR_ORGANIZATION_ROLE_ARN,
-    homeRegion,
-  });
-}
+/** The deploy params, as serverless.yml passes them; the event handler reads the same. */
+export const targetSpecFromEnvironment = readTargetSpec;
 
 function defaultDependencies(): ListTargetsDependencies {
   const spec = targetSpecFromEnvironment();
