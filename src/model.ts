@@ -52,6 +52,11 @@ export interface ImageFacts {
   sharing?: SharePermissions;
   /** What the image's AMI usage report says, for shared images whose use elsewhere is checked. */
   usage?: UsageFact;
+  /**
+   * Organisation-wide: what uses the image in the target accounts it is shared with, read there
+   * directly (their own reference checks, through their member role): current, without a report's lag.
+   */
+  usedInTargets?: { accountId: string; references: readonly Reference[] }[];
 }
 
 /** One AMI usage report (CreateImageUsageReport), as far as it has got. */

@@ -100,6 +100,14 @@ export interface ImageUsagePort {
   usageReport(imageId: string, reportId: string): Promise<ImageUsageReport | undefined>;
 }
 
+/**
+ * Organisation-wide: the target accounts' own reference checks, for images shared with them.
+ * Resolves undefined for an account that is not a target (its use is the usage report's to tell).
+ */
+export interface ConsumerReferences {
+  referencesIn(accountId: string, images: readonly Image[]): Promise<Map<string, Reference[]> | undefined>;
+}
+
 /** The undo window: what the Recycle Bin holds and which rules send removals there. */
 export interface RecycleBinPort {
   /** Every image in the bin, all pages (ListImagesInRecycleBin). */

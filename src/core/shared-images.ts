@@ -1,9 +1,9 @@
 import { USAGE_REPORT_TAG } from '../config/policy.ts';
 import { errorCode, errorMessage, UnsupportedApiError } from '../errors.ts';
-import type { Image, ImageFacts, UsageFact } from '../model.ts';
+import type { Image, ImageFacts, Reference, UsageFact } from '../model.ts';
 import { isSharedBeyondAccount } from '../rules/shared-image.ts';
 import { forEachConcurrent } from './concurrency.ts';
-import type { ImageUsagePort } from './ports.ts';
+import type { ConsumerReferences, ImageUsagePort } from './ports.ts';
 
 /** Recorded in the usage-report tag where the endpoint has no usage reports. */
 export const UNSUPPORTED_MARK = 'unsupported';
@@ -11,7 +11,54 @@ export const UNSUPPORTED_MARK = 'unsupported';
 /** Launch permissions are one call per image; a few at a time, the limiter sets the pace. */
 const SHARING_CONCURRENCY = 8;
 
-export type SharedFacts = Pick<ImageFacts, 'sharing' | 'usage'>;
+export type SharedFacts = Pick<ImageFacts, 'sharing' | 'usage' | 'usedInTargets'>;
+
+/**
+ * Asks each target account an image is shared with what uses it there, one batch per account. A
+ * failed read becomes a usage error, which keeps the image: an unknown use is never "unused".
+ */
+async function checkInConsumers(
+  images: readonly Image[],
+  facts: Map<string, SharedFacts>,
+  consumers: ConsumerReferences,
+): Promise<void> {
+  const byAccount = new Map<string, Image[]>();
+  for (const image of images) {
+    for (const accountId of facts.get(image.imageId)?.sharing?.accounts ?? []) {
+      byAccount.set(accountId, [...(byAccount.get(accountId) ?? []), image]);
+    }
+  }
+  await forEachConcurrent([...byAccount], 4, async ([accountId, shared]) => {
+    let found: Map<string, Reference[]> | undefined;
+    try {
+      found = await consumers.referencesIn(accountId, shared);
+    } catch (error) {
+      for (const image of shared) {
+        const current = facts.get(image.imageId);
+        facts.set(image.imageId, {
+          ...current,
+          usage: {
+            status: 'error',
+            errorCode: errorCode(error),
+            detail: `its use in target account ${accountId} could not be read: ${errorMessage(error)}`,
+          },
+        });
+      }
+      return;
+    }
+    if (!found) return;
+    for (const image of shared) {
+      const current = facts.get(image.imageId) ?? {};
+      facts.set(image.imageId, {
+        ...current,
+        usedInTargets: [
+          ...(current.usedInTargets ?? []),
+          { accountId, references: found.get(image.imageId) ?? [] },
+        ],
+      });
+    }
+  });
+}
 
 /**
  * What the shared-image gate needs, for the images the other rules would let go and only those:
@@ -22,7 +69,7 @@ export type SharedFacts = Pick<ImageFacts, 'sharing' | 'usage'>;
 export async function gatherSharedFacts(
   images: readonly Image[],
   usage: ImageUsagePort,
-  context: { accountId: string; now: Date },
+  context: { accountId: string; now: Date; consumers?: ConsumerReferences | undefined },
 ): Promise<Map<string, SharedFacts>> {
   const facts = new Map<string, SharedFacts>();
   await forEachConcurrent(images, SHARING_CONCURRENCY, async (image) => {
@@ -45,6 +92,7 @@ export async function gatherSharedFacts(
     }
     facts.set(image.imageId, { sharing, usage: await usageOf(image, usage, context.now) });
   });
+  if (context.consumers) await checkInConsumers(images, facts, context.consumers);
   return facts;
 }
 

@@ -21,6 +21,7 @@ import { creatorTags } from './image-audit.ts';
 import { decideBeforeReferences, withReferences } from './image-decisions.ts';
 import { buildPlan } from './planner.ts';
 import type {
+  ConsumerReferences,
   Deadline,
   ImageActionsPort,
   ImageUsagePort,
@@ -64,6 +65,8 @@ export interface SweepPorts {
   snapshots?: SnapshotPorts;
   /** Shared images' use in other accounts; without it only this account's references count. */
   usage?: ImageUsagePort;
+  /** Organisation-wide: the target accounts an image is shared with, asked directly what uses it. */
+  consumers?: ConsumerReferences;
   /** The undo window: what the Recycle Bin holds and which of its rules cover removals. */
   recycleBin?: RecycleBinPort;
 }
@@ -302,7 +305,7 @@ function planImages(
       const image = onItsWay ? byId.get(decision.imageId) : undefined;
       return image ? [image] : [];
     });
-    const found = await gatherSharedFacts(going, usage, { accountId, now });
+    const found = await gatherSharedFacts(going, usage, { accountId, now, consumers: ports.consumers });
     const sharedIds = new Set<string>();
     const reportsNeeded = new Set<string>();
     const decisions = decided.map((decision) => {

@@ -3,6 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
 import type { AwsClients } from '../adapters/clients.ts';
+import { createConsumerReferences } from '../adapters/consumer-references.ts';
 import { ApiLimiter, defaultLimiter } from '../adapters/limiter.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
 import {
@@ -12,7 +13,7 @@ import {
   TargetAccessError,
 } from '../adapters/targets.ts';
 import { loadDeployedPolicy } from '../config/deployed-policy.ts';
-import { readEventEnvironment } from '../config/env.ts';
+import { readEventEnvironment, readTargetSpec } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
 import { FutureClockError, futureClockReason } from '../core/clock.ts';
 import {
@@ -25,7 +26,7 @@ import {
 import { clip, MAX_REASON_CHARS, summarizeTarget, type TargetSummary } from '../core/org-digest.ts';
 import type { Log } from '../core/ports.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
-import { parseTargetSpec, type ResolvedTarget } from '../core/targets.ts';
+import type { ResolvedTarget } from '../core/targets.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { createSlackNotifier, webhookFromSsm } from '../notify/slack.ts';
@@ -219,11 +220,11 @@ async function defaultDependencies(): Promise<SweepTargetDependencies> {
   const env = readEventEnvironment();
   const policy = await loadDeployedPolicy(env.policyFile);
   // Parsed as list-targets parses it, so a bad role name fails the cold start naming the param.
-  const { memberRoleName: roleName } = parseTargetSpec({
-    memberRoleName: process.env.AMI_JANITOR_MEMBER_ROLE_NAME,
-    homeRegion: env.region,
-  });
-  const home = createTargetSource();
+  const spec = readTargetSpec();
+  const roleName = spec.memberRoleName;
+  const home = createTargetSource(
+    spec.organizationRoleArn ? { organizationRoleArn: spec.organizationRoleArn } : {},
+  );
   const homeAccountId = () => home.accountId();
   // Kept per account and Region for a warm container: an assumed role's session is reused across
   // the invocations of one target's run, and EC2 meters each account-Region on its own buckets.
@@ -242,7 +243,18 @@ async function defaultDependencies(): Promise<SweepTargetDependencies> {
         entry = { clients, limiter: new ApiLimiter({ headroom: defaultLimiter.headroom }) };
         reached.set(key, entry);
       }
-      return sweepPorts(entry.clients, { policy, signal, limiter: entry.limiter });
+      return {
+        ...sweepPorts(entry.clients, { policy, signal, limiter: entry.limiter }),
+        // Images shared with other targets are checked there too, where their use is current.
+        consumers: createConsumerReferences(spec, {
+          region: target.region,
+          source: home,
+          clientsFor: async (consumer) =>
+            clientsForTarget(consumer, { roleName, callerAccountId: await homeAccountId(), sessions }),
+          launchTemplateVersions: policy.inUse.launchTemplateVersions,
+          signal,
+        }),
+      };
     },
     alerts: {
       notifier: createSlackNotifier({ webhookUrl: webhookFromSsm(env.slackWebhookParameter), log: logger }),

@@ -96,6 +96,22 @@ export function assessSharedImage(image: Image, facts: ImageFacts, policy: Polic
     };
   }
 
+  // Read in the consumer accounts themselves, so current: any use there keeps the image at once.
+  const users = (facts.usedInTargets ?? []).filter((entry) => entry.references.length > 0);
+  if (users.length > 0) {
+    const listed = users.map(
+      (entry) =>
+        `${entry.accountId} (${entry.references
+          .slice(0, 2)
+          .map((reference) => `${reference.resourceType} ${reference.resource}`)
+          .join(', ')}${entry.references.length > 2 ? ` and ${entry.references.length - 2} more` : ''})`,
+    );
+    return {
+      outcome: SHARED_IN_USE,
+      reason: `in use in ${users.length === 1 ? 'target account' : `${users.length} target accounts`} ${listed.join('; ')}`,
+    };
+  }
+
   const usage = facts.usage;
   const report = usage?.status === 'report' ? usage.report : undefined;
   // Shown use keeps the image whenever it is seen, marked or not, due or not: lag only hides uses,

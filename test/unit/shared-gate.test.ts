@@ -317,3 +317,75 @@ describe('sweep: the undo window', () => {
     expect(account.snapshots.has('snap-0b1b1b1b1b1b1b1b1')).toBe(true);
   });
 });
+
+describe('sweep: shared images checked in the target accounts they are shared with', () => {
+  function consumers(answer: Map<string, { resourceType: string; resource: string }[]> | Error | undefined) {
+    return {
+      referencesIn: vi.fn(async () => {
+        if (answer instanceof Error) throw answer;
+        return answer;
+      }),
+    };
+  }
+
+  async function sweepWith(subject: Image, port: ReturnType<typeof consumers>) {
+    const account = new MemoryAccount({ accountId: ACCOUNT_ID, images: [structuredClone(subject)] });
+    const result = await runSweep(
+      { inventory: account, actions: account, log: recordingLog(), usage: usagePort({}), consumers: port },
+      {
+        policy: { ...defaultPolicy(), dryRun: false, keepLatest: { count: 0, familyTags: [] } },
+        region: 'eu-west-1',
+        now: NOW,
+        mode: 'apply',
+        dryRun: false,
+        deadline: unboundedDeadline,
+      },
+    );
+    return { account, decision: result.decisions.find((entry) => entry.imageId === subject.imageId) };
+  }
+
+  it('keeps, naming the account and what uses it, an image a target account it is shared with uses', async () => {
+    const subject = staleImage(10);
+    const port = consumers(
+      new Map([
+        [
+          subject.imageId,
+          [{ resourceType: 'ec2:Instance', resource: 'arn:aws:ec2:eu-west-1:111111111111:instance/i-1' }],
+        ],
+      ]),
+    );
+
+    const { account, decision } = await sweepWith(subject, port);
+
+    expect(port.referencesIn).toHaveBeenCalledWith(OTHER_ACCOUNT, [
+      expect.objectContaining({ imageId: subject.imageId }),
+    ]);
+    expect(decision).toMatchObject({ verdict: 'keep', rule: 'shared-in-use' });
+    expect(decision?.reason).toMatch(/in use in target account 111111111111 \(ec2:Instance .*i-1\)/);
+    expect(account.images.get(subject.imageId)?.tags[MARKED_AT_TAG]).toBeUndefined();
+  });
+
+  it('holds the image when its use in the target account cannot be read', async () => {
+    const subject = staleImage(10);
+
+    const { decision } = await sweepWith(
+      subject,
+      consumers(Object.assign(new Error('denied'), { name: 'AccessDenied' })),
+    );
+
+    expect(decision).toMatchObject({ verdict: 'keep', rule: 'shared-use-unknown' });
+    expect(decision?.reason).toMatch(/target account 111111111111 could not be read/);
+  });
+
+  it('leaves the decision to the usage report where the account is not a target, or nothing uses it there', async () => {
+    const subject = staleImage(10);
+
+    const notATarget = await sweepWith(subject, consumers(undefined));
+    const unused = await sweepWith(subject, consumers(new Map()));
+
+    for (const { decision } of [notATarget, unused]) {
+      expect(decision).toMatchObject({ verdict: 'keep', rule: 'shared-use-unknown' });
+      expect(decision?.reason).toMatch(/no usable usage report/);
+    }
+  });
+});

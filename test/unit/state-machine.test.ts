@@ -276,7 +276,7 @@ describe('the state machine in serverless.yml', () => {
     ]);
   });
 
-  it("gives sweep-target every action of the sweep's role, the exempt denies, and only the member role to assume", () => {
+  it("gives sweep-target every action of the sweep's role, the exempt denies, the member role to assume and the organisation's accounts to list", () => {
     const allowed = (role: string) =>
       new Set(
         statementsOf(role)
@@ -286,7 +286,13 @@ describe('the state machine in serverless.yml', () => {
     const sweep = allowed('SweepRole');
     const target = allowed('SweepTargetRole');
     expect([...sweep].filter((action) => !target.has(action))).toEqual([]);
-    expect([...target].filter((action) => !sweep.has(action))).toEqual(['sts:AssumeRole']);
+    // Beyond the sweep's own: the member role, and the organisation's accounts (which are targets).
+    expect([...target].filter((action) => !sweep.has(action))).toEqual([
+      'sts:AssumeRole',
+      'organizations:ListAccounts',
+      'organizations:ListAccountsForParent',
+      'organizations:ListOrganizationalUnitsForParent',
+    ]);
     // The name member/template.yml's member role trusts by default.
     expect(serverless.resources.Resources.SweepTargetRole?.Properties.RoleName).toBe(
       `$\{self:service}-$\{sls:stage}-sweep-target`,
