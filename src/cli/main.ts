@@ -9,6 +9,7 @@ import { loadPolicyFile } from '../config/policy-file.ts';
 import { type AccountAuditReport, auditAccount, type TrailHealthCheck } from '../core/account-audit.ts';
 import { futureClockReason } from '../core/clock.ts';
 import type {
+  ConsumerReferences,
   ImageActionsPort,
   ImageUsagePort,
   InventoryPort,
@@ -376,6 +377,8 @@ export interface AccountPorts {
   snapshotPorts: SnapshotPorts;
   usage?: ImageUsagePort;
   recycleBin?: RecycleBinPort;
+  /** Over several targets: the other targets an image is shared with, asked what uses it there. */
+  consumers?: ConsumerReferences;
 }
 
 function demoPorts(now: Date): AccountPorts {
@@ -492,8 +495,17 @@ async function awsTargetRuntime(context: {
   policy: Policy;
 }): Promise<TargetRuntime> {
   // Only a run over targets pays for Organizations and the role sessions.
-  const [adapters, { ApiLimiter, defaultLimiter }, { clientsForTarget, createTargetSource }] =
-    await Promise.all([loadAdapters(), import('../adapters/limiter.ts'), import('../adapters/targets.ts')]);
+  const [
+    adapters,
+    { ApiLimiter, defaultLimiter },
+    { clientsForTarget, createTargetSource },
+    { createConsumerReferences },
+  ] = await Promise.all([
+    loadAdapters(),
+    import('../adapters/limiter.ts'),
+    import('../adapters/targets.ts'),
+    import('../adapters/consumer-references.ts'),
+  ]);
   const { region, spec, policy } = context;
   const base = adapters.createAwsClients({ region });
   const source = createTargetSource({
@@ -514,7 +526,22 @@ async function awsTargetRuntime(context: {
       });
       // EC2 meters each account and Region on its own: one target's pace must not hold up another's.
       const limiter = new ApiLimiter({ headroom: defaultLimiter.headroom });
-      return portsFromClients(adapters, clients, policy, limiter);
+      return {
+        ...portsFromClients(adapters, clients, policy, limiter),
+        // An image shared with another target is checked there too, where its use is current.
+        consumers: createConsumerReferences(spec, {
+          region: target.region,
+          source,
+          clientsFor: (consumer) =>
+            clientsForTarget(consumer, {
+              roleName: spec.memberRoleName,
+              callerAccountId,
+              baseClients: base,
+              sessions,
+            }),
+          launchTemplateVersions: policy.inUse.launchTemplateVersions,
+        }),
+      };
     },
   };
 }
@@ -749,6 +776,7 @@ async function sweepTarget(
         snapshots: ports.snapshotPorts,
         ...(ports.usage ? { usage: ports.usage } : {}),
         ...(ports.recycleBin ? { recycleBin: ports.recycleBin } : {}),
+        ...(ports.consumers ? { consumers: ports.consumers } : {}),
         log: logger,
       },
       {
