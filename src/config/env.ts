@@ -14,8 +14,6 @@ export interface EventEnvironment extends SweepEnvironment {
   slackWebhookParameter: string | undefined;
   /** SSM path under which small alert state (what was last alerted on) is kept. */
   stateParameterPrefix: string;
-  /** SQS queue that hands an unfinished sweep to its next invocation. */
-  continuationQueueUrl: string | undefined;
 }
 
 /** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
@@ -25,7 +23,6 @@ export function readEventEnvironment(env: NodeJS.ProcessEnv = process.env): Even
     ...readSweepEnvironment(env),
     slackWebhookParameter: name ? name : undefined,
     stateParameterPrefix: env.AMI_JANITOR_STATE_PARAMETER_PREFIX?.trim() || '/ami-janitor/state',
-    continuationQueueUrl: env.AMI_JANITOR_CONTINUATION_QUEUE_URL?.trim() || undefined,
   };
 }
 

@@ -2,7 +2,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clientConfig, createAwsClients } from '../../src/adapters/clients.ts';
-import { createContinuationQueue } from '../../src/adapters/continuation-queue.ts';
 import {
   CONNECTION_TIMEOUT_MS,
   clientTimeouts,
@@ -10,7 +9,6 @@ import {
   requestHandlerOptions,
   SOCKET_TIMEOUT_MS,
 } from '../../src/adapters/http.ts';
-import type { Continuation } from '../../src/core/continuation.ts';
 
 /** Every configuration an SDK client in this process was constructed with, by client name. */
 const built = vi.hoisted(() => [] as { client: string; config: unknown }[]);
@@ -49,13 +47,6 @@ vi.mock('@aws-sdk/client-cloudtrail', async (importOriginal) => {
   const sdk = await importOriginal<typeof import('@aws-sdk/client-cloudtrail')>();
   return { ...sdk, CloudTrailClient: recording('CloudTrail', sdk.CloudTrailClient) };
 });
-vi.mock('@aws-sdk/client-sqs', async (importOriginal) => {
-  const sdk = await importOriginal<typeof import('@aws-sdk/client-sqs')>();
-  const SQSClient = recording('SQS', sdk.SQSClient);
-  // Nothing leaves the process: the test is about how the client is built, not what it sends.
-  SQSClient.prototype.send = vi.fn(async () => ({ MessageId: 'recorded' })) as never;
-  return { ...sdk, SQSClient };
-});
 
 const EXPECTED_HANDLER = {
   connectionTimeout: CONNECTION_TIMEOUT_MS,
@@ -74,17 +65,12 @@ describe('client timeouts', () => {
     for (const client of [clients.ec2, clients.autoScaling, clients.ssm, clients.sts, clients.cloudTrail]) {
       expect(client).toBeDefined();
     }
-    await createContinuationQueue('https://sqs.eu-west-1.amazonaws.com/111122223333/q')({
-      runId: 'r',
-      invocation: 2,
-    } as Continuation);
 
     // Assess
     expect(built.map((entry) => entry.client).sort()).toEqual([
       'AutoScaling',
       'CloudTrail',
       'EC2',
-      'SQS',
       'SSM',
       'STS',
     ]);

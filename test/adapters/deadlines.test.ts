@@ -12,18 +12,15 @@ import {
   DescribeLockedSnapshotsCommand,
   EC2Client,
 } from '@aws-sdk/client-ec2';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { DescribeParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeCall } from '../../src/adapters/common.ts';
-import { createContinuationQueue } from '../../src/adapters/continuation-queue.ts';
 import { createImageActions, createInventory } from '../../src/adapters/ec2.ts';
 import { ApiLimiter } from '../../src/adapters/limiter.ts';
 import { CallDeadlineError } from '../../src/adapters/retry.ts';
 import { createSnapshotInventory } from '../../src/adapters/snapshots.ts';
-import type { Continuation } from '../../src/core/continuation.ts';
 import { InventoryError, OutcomeUnknownError } from '../../src/errors.ts';
 import type { Image } from '../../src/model.ts';
 import { awsError, recordingLog, recordingSleep, unparseableServerError } from './aws-fakes.ts';
@@ -36,7 +33,6 @@ import { awsError, recordingLog, recordingSleep, unparseableServerError } from '
 const ec2Mock = mockClient(EC2Client);
 const autoScalingMock = mockClient(AutoScalingClient);
 const ssmMock = mockClient(SSMClient);
-const sqsMock = mockClient(SQSClient);
 
 const clients = {
   ec2: new EC2Client({}),
@@ -70,7 +66,6 @@ beforeEach(() => {
   ec2Mock.reset();
   autoScalingMock.reset();
   ssmMock.reset();
-  sqsMock.reset();
   sleeper = recordingSleep();
   log = recordingLog();
   ec2Mock.on(DescribeLaunchTemplatesCommand).resolves({ LaunchTemplates: [] });
@@ -143,25 +138,6 @@ describe('non-idempotent writes', () => {
     // Assess
     await expect(outcome).rejects.toBeInstanceOf(OutcomeUnknownError);
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteSnapshotCommand, 1);
-  });
-
-  it('hands a continuation over once: a SendMessage on a reset connection is outcome unknown', async () => {
-    // Prepare
-    sqsMock
-      .on(SendMessageCommand)
-      .rejectsOnce(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET', name: 'TimeoutError' }))
-      .resolves({ MessageId: 'second' });
-    const send = createContinuationQueue(
-      'https://sqs.eu-west-1.amazonaws.com/111122223333/q',
-      new SQSClient({}),
-    );
-
-    // Act
-    const outcome = send({ runId: 'r', invocation: 2 } as Continuation);
-
-    // Assess
-    await expect(outcome).rejects.toBeInstanceOf(OutcomeUnknownError);
-    expect(sqsMock).toHaveReceivedCommandTimes(SendMessageCommand, 1);
   });
 });
 

@@ -80,9 +80,7 @@ function calledActions(): Set<string> {
 const INDIRECT: Record<string, string> = {
   'logs:CreateLogStream': 'Lambda writes the function log',
   'logs:PutLogEvents': 'Lambda writes the function log',
-  'sqs:ReceiveMessage': "Lambda's SQS event source polls the continuation queue with the function's role",
-  'sqs:DeleteMessage': "Lambda's SQS event source",
-  'sqs:GetQueueAttributes': "Lambda's SQS event source",
+  'sqs:SendMessage': "Lambda sends a failed invocation to the function's dead-letter queue with the function's role",
   'kms:Decrypt': 'the Slack webhook SecureString',
   'imagebuilder:ListImageRecipes': 'DescribeImageReferences reports only what the caller may read',
   'imagebuilder:GetImageRecipe': 'DescribeImageReferences',
