@@ -80,7 +80,8 @@ function calledActions(): Set<string> {
 const INDIRECT: Record<string, string> = {
   'logs:CreateLogStream': 'Lambda writes the function log',
   'logs:PutLogEvents': 'Lambda writes the function log',
-  'sqs:SendMessage': "Lambda sends a failed invocation to the function's dead-letter queue with the function's role",
+  'sqs:SendMessage':
+    "Lambda sends a failed invocation to the function's dead-letter queue with the function's role",
   'kms:Decrypt': 'the Slack webhook SecureString',
   'imagebuilder:ListImageRecipes': 'DescribeImageReferences reports only what the caller may read',
   'imagebuilder:GetImageRecipe': 'DescribeImageReferences',
