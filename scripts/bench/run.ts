@@ -65,18 +65,49 @@ const LAMBDA_MEMORY_MB = 256;
 /** Used when the bundle is not measured (--skip-bundle): roughly Node plus the bundled SDK. */
 const ASSUMED_HANDLER_RSS_MB = 100;
 
-const { values: args } = parseArgs({
-  options: {
-    scale: { type: 'string', default: '50' },
-    images: { type: 'string' },
-    clock: { type: 'string', default: 'idle' },
-    headroom: { type: 'string' },
-    seed: { type: 'string', default: '1' },
-    invocations: { type: 'boolean', default: false },
-    'skip-bundle': { type: 'boolean', default: false },
-    'skip-memory': { type: 'boolean', default: false },
-  },
-});
+const USAGE = `Usage: npm run bench -- [options]
+
+Runs the sweep on a simulated account behind token-bucket EC2 and prints its figures and targets.
+
+Options:
+  --images <n>        Images in the simulated account (default 10000; snapshots and the rest scale with it)
+  --invocations       Run repeated 900 s invocations until the account is done (continuation)
+  --scale <n>         Simulated seconds per real second (default 50)
+  --clock idle|elapsed  How simulated time advances (default idle)
+  --headroom <0..1>   The limiter's share of each bucket (default the limiter's own, 0.8)
+  --seed <n>          Seed of the generated account (default 1)
+  --skip-bundle       Do not bundle and time the handlers
+  --skip-memory       Do not measure memory
+  -h, --help          This help`;
+
+let parsed: ReturnType<typeof parseOptions>;
+try {
+  parsed = parseOptions();
+} catch (error) {
+  process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}\n`);
+  process.exit(64);
+}
+if (parsed.values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const { values: args } = parsed;
+
+function parseOptions() {
+  return parseArgs({
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      scale: { type: 'string', default: '50' },
+      images: { type: 'string' },
+      clock: { type: 'string', default: 'idle' },
+      headroom: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      invocations: { type: 'boolean', default: false },
+      'skip-bundle': { type: 'boolean', default: false },
+      'skip-memory': { type: 'boolean', default: false },
+    },
+  });
+}
 
 function numberArg(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
+import packageJson from '../../package.json' with { type: 'json' };
 // Types only: the adapters themselves are loaded on demand, so `--demo` never pays for the SDK.
 import type { AwsClients } from '../adapters/clients.ts';
 import type { ApiLimiter } from '../adapters/limiter.ts';
@@ -60,6 +61,7 @@ export const EXIT = {
 } as const;
 
 const USAGE = `Usage: ami-janitor <command> [options]
+       ami-janitor help [command] | --version
 
 Commands:
   plan     Show what a sweep would do. Read-only. (default)
@@ -121,7 +123,32 @@ export interface CliDeps {
   targetRuntime?: (context: { region: string; spec: TargetSpec; policy: Policy }) => Promise<TargetRuntime>;
 }
 
+/** One line per command, for `help COMMAND` and `COMMAND --help`, above the full usage. */
+const COMMAND_HELP: Record<'plan' | 'apply' | 'audit', string> = {
+  plan: 'ami-janitor plan [options]: what a sweep would do, read-only; with --as-of, a forecast of that date.',
+  apply:
+    'ami-janitor apply [options]: carries the plan out on the real clock; asks first on a terminal, needs --yes elsewhere.',
+  audit: 'ami-janitor audit [options]: findings only, read-only; exits 2 on a critical finding.',
+};
+
 export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps = {}): Promise<number> {
+  if (argv[0] === '--version' || argv[0] === '-V' || argv[0] === 'version') {
+    io.stdout.write(`${packageJson.version}\n`);
+    return EXIT.ok;
+  }
+  if (argv[0] === 'help') {
+    const topic = argv[1];
+    if (topic === undefined) {
+      io.stdout.write(`${USAGE}\n`);
+      return EXIT.ok;
+    }
+    if (topic !== 'plan' && topic !== 'apply' && topic !== 'audit') {
+      io.stderr.write(`ami-janitor: no help for '${errorText(topic)}'\n\n${USAGE}\n`);
+      return EXIT.usage;
+    }
+    io.stdout.write(`${COMMAND_HELP[topic]}\n\n${USAGE}\n`);
+    return EXIT.ok;
+  }
   let options: CliOptions;
   try {
     options = parseCli(argv);
@@ -130,7 +157,8 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
     return EXIT.usage;
   }
   if (options.help) {
-    io.stdout.write(`${USAGE}\n`);
+    const named = argv.find((word) => word === 'plan' || word === 'apply' || word === 'audit');
+    io.stdout.write(`${named ? `${COMMAND_HELP[named]}\n\n` : ''}${USAGE}\n`);
     return EXIT.ok;
   }
   // Decisions go to the table or JSON on stdout; structured logs only when asked for, on stderr.

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -428,5 +428,40 @@ describe('CLI: a forecast is for plans only', () => {
 
     expect(result.code).toBe(EXIT.ok);
     expect(JSON.parse(result.stdout)).toMatchObject({ mode: 'apply', dryRun: false });
+  });
+});
+
+describe('CLI: version and help', () => {
+  it('--version prints the package version and exits 0, as the real binary', () => {
+    const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string })
+      .version;
+
+    const result = spawnSync(process.execPath, ['bin/ami-janitor.js', '--version'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(`${version}\n`);
+    expect(result.stderr).toBe('');
+  });
+
+  it.each([
+    { argv: ['help', 'plan'], first: /^ami-janitor plan \[options\]: what a sweep would do/ },
+    { argv: ['apply', '--help'], first: /^ami-janitor apply \[options\]: carries the plan out/ },
+    { argv: ['help'], first: /^Usage: ami-janitor <command> \[options\]/ },
+  ])('$argv prints help and exits 0', async ({ argv, first }) => {
+    const result = await run(...argv);
+
+    expect(result.code).toBe(EXIT.ok);
+    expect(result.stdout).toMatch(first);
+    expect(result.stdout).toContain('Exit codes:');
+  });
+
+  it('help for an unknown command is a usage error', async () => {
+    const result = await run('help', 'destroy');
+
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toMatch(/no help for 'destroy'/);
   });
 });
