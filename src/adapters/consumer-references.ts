@@ -2,9 +2,7 @@ import type { ConsumerReferences } from '../core/ports.ts';
 import type { Target, TargetSource, TargetSpec } from '../core/targets.ts';
 import type { AwsClients } from './clients.ts';
 import { createInventory } from './ec2.ts';
-
-/** The organisation's members are looked up again after this, so a new account is picked up. */
-const MEMBERS_TTL_MS = 10 * 60_000;
+import { organizationMembers } from './event-targets.ts';
 
 /**
  * The target accounts' own reference checks, for images shared with them: in the sweep's Region,
@@ -22,25 +20,14 @@ export function createConsumerReferences(
     now?: () => number;
   },
 ): ConsumerReferences {
-  const now = options.now ?? Date.now;
-  let members: { at: number; ids: Promise<Set<string>> } | undefined;
+  const members = organizationMembers(options.source, options.now);
 
   async function targeted(accountId: string): Promise<boolean> {
     if (spec.excludeAccounts.includes(accountId)) return false;
     if (spec.regions.kind === 'list' && !spec.regions.regions.includes(options.region)) return false;
     if (spec.accounts.kind === 'self') return false;
     if (spec.accounts.kind === 'list') return spec.accounts.accountIds.includes(accountId);
-    if (!members || now() - members.at > MEMBERS_TTL_MS) {
-      const ids = options.source
-        .organizationAccounts(spec.accounts.organizationalUnits)
-        .then((accounts) => new Set(accounts.map((account) => account.accountId)));
-      const entry = { at: now(), ids };
-      members = entry;
-      ids.catch(() => {
-        if (members === entry) members = undefined;
-      });
-    }
-    return (await members.ids).has(accountId);
+    return (await members(spec.accounts.organizationalUnits)).has(accountId);
   }
 
   return {

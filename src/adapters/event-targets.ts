@@ -23,6 +23,31 @@ export interface EventTargets {
 const MEMBERS_TTL_MS = 10 * 60_000;
 
 /**
+ * The organisation's members (id → name), asked again after a few minutes so a new account is
+ * picked up; a failed lookup is not kept, so the next ask tries again. Per warm Lambda, a burst of
+ * events or a sweep's many shared images costs one ListAccounts.
+ */
+export function organizationMembers(
+  source: Pick<TargetSource, 'organizationAccounts'>,
+  now: () => number = Date.now,
+): (organizationalUnits: readonly string[]) => Promise<Map<string, string | undefined>> {
+  let cached: { at: number; names: Promise<Map<string, string | undefined>> } | undefined;
+  return (organizationalUnits) => {
+    if (!cached || now() - cached.at > MEMBERS_TTL_MS) {
+      const names = source
+        .organizationAccounts(organizationalUnits)
+        .then((accounts) => new Map(accounts.map((account) => [account.accountId, account.name])));
+      const entry = { at: now(), names };
+      cached = entry;
+      names.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+    }
+    return cached.names;
+  };
+}
+
+/**
  * Events from the accounts and Regions the deployment targets are audited in that account, through
  * its member role; the function's own account uses its own credentials. The organisation's member
  * list is cached for a few minutes per warm Lambda, so a burst of events costs one ListAccounts.
@@ -42,23 +67,12 @@ export function createEventTargets(
     createTargetSource(spec.organizationRoleArn ? { organizationRoleArn: spec.organizationRoleArn } : {});
   const now = options.now ?? Date.now;
   const sessions: RoleSessions = new Map();
-  let members: { at: number; names: Promise<Map<string, string | undefined>> } | undefined;
+  const members = organizationMembers(source, now);
 
   async function accountsTargeted(): Promise<Map<string, string | undefined> | 'self'> {
     if (spec.accounts.kind === 'self') return 'self';
     if (spec.accounts.kind === 'list') return new Map(spec.accounts.accountIds.map((id) => [id, undefined]));
-    if (!members || now() - members.at > MEMBERS_TTL_MS) {
-      const names = source
-        .organizationAccounts(spec.accounts.organizationalUnits)
-        .then((accounts) => new Map(accounts.map((account) => [account.accountId, account.name])));
-      const entry = { at: now(), names };
-      members = entry;
-      // A failed lookup is not kept: the next event asks again.
-      names.catch(() => {
-        if (members === entry) members = undefined;
-      });
-    }
-    return members.names;
+    return members(spec.accounts.organizationalUnits);
   }
 
   return {

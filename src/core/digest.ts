@@ -47,7 +47,7 @@ export function digestFingerprint(report: RunReport): string {
 }
 
 /** Nothing acted on, scheduled, deferred, found or failed: a digest would only repeat the counts. */
-function hasNews(report: RunReport): boolean {
+export function reportHasNews(report: RunReport): boolean {
   return (
     report.actions.length > 0 ||
     report.snapshotActions.length > 0 ||
@@ -82,7 +82,7 @@ export async function sendDigest(
       log.warn('last digest unreadable; sending as if it changed', { errorCode: errorCode(error) });
     }
     if (previous === fingerprint) return 'unchanged';
-    if (!hasNews(report)) {
+    if (!reportHasNews(report)) {
       // Remembered all the same, so findings that come back after a quiet spell are news again.
       await remember(state, key, fingerprint, log);
       return 'unchanged';

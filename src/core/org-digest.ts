@@ -4,7 +4,7 @@ import { errorCode } from '../errors.ts';
 import { digestPlainText } from '../notify/digest.ts';
 import { orgDigestMessage } from '../notify/org-digest.ts';
 import type { Notifier } from '../notify/slack.ts';
-import { type DigestOutcome, digestFingerprint } from './digest.ts';
+import { type DigestOutcome, digestFingerprint, reportHasNews } from './digest.ts';
 import type { Log, StateStore } from './ports.ts';
 import type { RunReport, RunTotals } from './report.ts';
 import type { ResolvedTarget } from './targets.ts';
@@ -76,20 +76,6 @@ const FINGERPRINT_CHARS = 16;
 export const MAX_REASON_CHARS = 200;
 /** Organizations allows 50 characters; a longer name only comes from elsewhere. */
 const MAX_ACCOUNT_NAME_CHARS = 64;
-
-/** Nothing acted on, scheduled, deferred, found or failed: a digest would only repeat the counts. */
-export function reportHasNews(report: RunReport): boolean {
-  return (
-    report.actions.length > 0 ||
-    report.snapshotActions.length > 0 ||
-    report.scheduled.length > 0 ||
-    report.snapshotScheduled.length > 0 ||
-    report.deferred.length > 0 ||
-    report.snapshotDeferred.length > 0 ||
-    report.findings.length > 0 ||
-    report.accountFindings.length > 0
-  );
-}
 
 /** The compact summary of one target's run report (the report after continueReport). */
 export function summarizeTarget(
