@@ -128,6 +128,39 @@ export class CallDeadlineError extends Error {
   }
 }
 
+/**
+ * Throttled attempts seen by withRetry, by operation: what the metrics report as ThrottledCalls.
+ * Each attempt a throttle turned away counts, the last one of a call that gave up included, since
+ * each is a request AWS refused. Lambda runs one invocation at a time per process, so a handler
+ * resets the count when it starts and reads it when it ends; the CLI never reads it.
+ */
+export class ThrottleCounter {
+  #byOperation = new Map<string, number>();
+  #total = 0;
+
+  record(operation: string): void {
+    this.#total += 1;
+    this.#byOperation.set(operation, (this.#byOperation.get(operation) ?? 0) + 1);
+  }
+
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Counts by operation name (`DescribeImages`, ...), the busiest first. */
+  byOperation(): Record<string, number> {
+    return Object.fromEntries([...this.#byOperation].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  }
+
+  reset(): void {
+    this.#total = 0;
+    this.#byOperation.clear();
+  }
+}
+
+/** The process's counter, which every withRetry records in unless given another. */
+export const throttleCounter = new ThrottleCounter();
+
 export interface RetryOptions {
   /** Total attempts, the first included. Default: AWS_MAX_ATTEMPTS, else 8. */
   maxAttempts?: number;
@@ -157,6 +190,8 @@ export interface RetryOptions {
    */
   beforeAttempt?: (signal: AbortSignal | undefined) => Promise<void>;
   log?: Log;
+  /** Where throttled attempts are counted; default throttleCounter. */
+  throttles?: ThrottleCounter;
 }
 
 interface AwsErrorShape {
@@ -270,6 +305,7 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
   const { signal } = options;
   const log = options.log ?? logger;
   const operation = options.operation ?? 'AWS call';
+  const throttles = options.throttles ?? throttleCounter;
   const kind = options.operation === undefined ? 'read' : operationKind(options.operation);
 
   let startedAt: number | undefined;
@@ -289,6 +325,7 @@ export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions =
       return await fn();
     } catch (error) {
       lastError = error;
+      if (isThrottlingError(error)) throttles.record(operation);
       if (signal?.aborted) {
         // Cut off in flight: a write may have landed, a read simply has no answer.
         if (kind === 'write') throw new OutcomeUnknownError(operation, { cause: error });

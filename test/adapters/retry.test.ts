@@ -12,6 +12,8 @@ import {
   MAX_TIMED_OUT_ATTEMPTS,
   operationKind,
   parseMaxAttempts,
+  ThrottleCounter,
+  throttleCounter,
   withRetry,
 } from '../../src/adapters/retry.ts';
 import { OutcomeUnknownError } from '../../src/errors.ts';
@@ -593,5 +595,85 @@ describe('parseMaxAttempts', () => {
 
   it('reads AWS_MAX_ATTEMPTS once, at module load', () => {
     expect(DEFAULT_MAX_ATTEMPTS).toBe(parseMaxAttempts(process.env.AWS_MAX_ATTEMPTS));
+  });
+});
+
+describe('withRetry: throttle count', () => {
+  it('counts every throttled attempt by operation, the last one of a call that gives up included', async () => {
+    // Prepare
+    const throttles = new ThrottleCounter();
+    const { sleep } = recordingSleep();
+    const retried = failingThen(
+      [awsError('RequestLimitExceeded', 503), awsError('ThrottlingException', 400)],
+      'ok',
+    );
+    const refused = failingThen(
+      [Object.assign(new Error('slow down'), { $metadata: { httpStatusCode: 429 } })],
+      'never',
+    );
+    const options = { sleep, random: () => 0, log: recordingLog(), throttles };
+
+    // Act
+    const result = await withRetry(retried, { ...options, operation: 'DescribeImages' });
+    const error = await withRetry(refused, {
+      ...options,
+      operation: 'DeregisterImage',
+      maxAttempts: 1,
+    }).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(result).toBe('ok');
+    expect(error).toBeInstanceOf(Error);
+    expect(throttles.total).toBe(3);
+    expect(throttles.byOperation()).toEqual({ DescribeImages: 2, DeregisterImage: 1 });
+    expect(Object.keys(throttles.byOperation())).toEqual(['DescribeImages', 'DeregisterImage']);
+  });
+
+  it('counts nothing for other errors, nor for a call the caller aborted', async () => {
+    // Prepare
+    const throttles = new ThrottleCounter();
+    const { sleep } = recordingSleep();
+    const controller = new AbortController();
+    controller.abort();
+
+    // Act
+    await withRetry(failingThen([awsError('InternalError', 500)], 'ok'), {
+      sleep,
+      random: () => 0,
+      log: recordingLog(),
+      throttles,
+    });
+    await withRetry(failingThen([awsError('InvalidAMIID.NotFound', 400)], 'ok'), {
+      log: recordingLog(),
+      throttles,
+    }).catch(() => undefined);
+    await withRetry(failingThen([awsError('RequestLimitExceeded', 503)], 'ok'), {
+      signal: controller.signal,
+      throttles,
+    }).catch(() => undefined);
+
+    // Assess
+    expect(throttles.total).toBe(0);
+    expect(throttles.byOperation()).toEqual({});
+  });
+
+  it('records in the process-wide counter by default, which a reset starts from zero', async () => {
+    // Prepare
+    throttleCounter.reset();
+    const { sleep } = recordingSleep();
+
+    // Act
+    await withRetry(failingThen([awsError('Throttling', 400)], 'ok'), {
+      sleep,
+      random: () => 0,
+      log: recordingLog(),
+    });
+    const counted = throttleCounter.total;
+    throttleCounter.reset();
+
+    // Assess
+    expect(counted).toBe(1);
+    expect(throttleCounter.total).toBe(0);
+    expect(throttleCounter.byOperation()).toEqual({});
   });
 });
