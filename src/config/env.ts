@@ -14,6 +14,11 @@ export interface EventEnvironment extends SweepEnvironment {
   slackWebhookParameter: string | undefined;
   /** SSM path under which small alert state (what was last alerted on) is kept. */
   stateParameterPrefix: string;
+  /**
+   * The DynamoDB table of sweep locks (one sweep of an account-Region at a time). Unset, sweeps
+   * run without the guard: only outside a deployment, which always sets it.
+   */
+  lockTable: string | undefined;
 }
 
 /** Reads the Lambda's environment once, at cold start, and fails fast on a bad value. */
@@ -23,6 +28,7 @@ export function readEventEnvironment(env: NodeJS.ProcessEnv = process.env): Even
     ...readSweepEnvironment(env),
     slackWebhookParameter: name ? name : undefined,
     stateParameterPrefix: env.AMI_JANITOR_STATE_PARAMETER_PREFIX?.trim() || '/ami-janitor/state',
+    lockTable: env.AMI_JANITOR_LOCK_TABLE?.trim() || undefined,
   };
 }
 

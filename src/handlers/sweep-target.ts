@@ -6,6 +6,7 @@ import type { AwsClients } from '../adapters/clients.ts';
 import { createConsumerReferences } from '../adapters/consumer-references.ts';
 import { ApiLimiter, defaultLimiter } from '../adapters/limiter.ts';
 import { createSsmStateStore } from '../adapters/state.ts';
+import { createDynamoSweepLock } from '../adapters/sweep-lock.ts';
 import {
   clientsForTarget,
   createTargetSource,
@@ -26,6 +27,7 @@ import {
 import { clip, MAX_REASON_CHARS, summarizeTarget, type TargetSummary } from '../core/org-digest.ts';
 import type { Log } from '../core/ports.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
+import { lockClaim, SweepBusyError, type SweepLockPort, withSweepLock } from '../core/sweep-lock.ts';
 import type { ResolvedTarget } from '../core/targets.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
@@ -109,6 +111,8 @@ export interface SweepTargetDependencies {
   dryRun: boolean;
   clock: () => Date;
   log: Log;
+  /** One sweep of an account-Region at a time: a target another run is sweeping is retried later. */
+  lock?: SweepLockPort;
 }
 
 export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
@@ -123,21 +127,32 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
     let report: Awaited<ReturnType<typeof runSweep>>;
     try {
       const ports = await deps.ports(target, options?.signal);
-      const ran = await runSweep(
-        { ...ports, log: deps.log },
-        {
-          policy: deps.policy,
-          region: target.region,
-          now: new Date(asOf),
-          mode: 'apply',
-          dryRun: deps.dryRun || deps.policy.dryRun,
-          deadline: { remainingMs },
-          realNow,
-        },
-      );
+      const sweep = () =>
+        runSweep(
+          { ...ports, log: deps.log },
+          {
+            policy: deps.policy,
+            region: target.region,
+            now: new Date(asOf),
+            mode: 'apply',
+            dryRun: deps.dryRun || deps.policy.dryRun,
+            deadline: { remainingMs },
+            realNow,
+          },
+        );
+      const claim = lockClaim({
+        accountId: target.accountId,
+        region: target.region,
+        runId,
+        holder: 'the sweep state machine',
+        now: realNow,
+        remainingMs: remainingMs(),
+      });
+      const ran = deps.lock ? await withSweepLock(deps.lock, claim, deps.log, sweep) : await sweep();
       report = continueReport(ran, previous, runId);
     } catch (error) {
-      if (error instanceof FutureClockError) throw error;
+      // Its own name, so the state machine retries it later instead of recording a failure at once.
+      if (error instanceof FutureClockError || error instanceof SweepBusyError) throw error;
       deps.log.error('target not swept', { target, runId, error });
       throw new TargetSweepError(target, error);
     }
@@ -265,6 +280,7 @@ async function defaultDependencies(): Promise<SweepTargetDependencies> {
     dryRun: env.dryRun,
     clock: () => new Date(),
     log: logger,
+    ...(env.lockTable ? { lock: createDynamoSweepLock({ tableName: env.lockTable, log: logger }) } : {}),
   };
 }
 

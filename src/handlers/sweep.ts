@@ -4,6 +4,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import * as z from 'zod';
 import { createSsmStateStore } from '../adapters/state.ts';
+import { createDynamoSweepLock } from '../adapters/sweep-lock.ts';
 import { loadDeployedPolicy } from '../config/deployed-policy.ts';
 import { readEventEnvironment } from '../config/env.ts';
 import type { Policy } from '../config/policy.ts';
@@ -13,6 +14,7 @@ import { sendDigest } from '../core/digest.ts';
 import type { Log } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
+import { lockClaim, SweepBusyError, type SweepLockPort, withSweepLock } from '../core/sweep-lock.ts';
 import { logger } from '../logger.ts';
 import { createSlackNotifier, webhookFromSsm } from '../notify/slack.ts';
 import { alertOnTrail, boundedAlerts, type SweepAlerts, sweepPorts } from './sweep-ports.ts';
@@ -58,9 +60,11 @@ export interface SweepDependencies {
   dryRun: boolean;
   clock: () => Date;
   log: Log;
+  /** One sweep of an account-Region at a time; a plan changes nothing and takes no lock. */
+  lock?: SweepLockPort;
 }
 
-export type SweepResult = RunReport | { status: 'rejected'; reason: string };
+export type SweepResult = RunReport | { status: 'rejected' | 'busy'; reason: string };
 
 export function makeSweepHandler(deps: SweepDependencies) {
   return async (
@@ -77,9 +81,9 @@ export function makeSweepHandler(deps: SweepDependencies) {
     }
     if (accepted.note) deps.log.info('planning only', { reason: accepted.note });
     const remainingMs = () => context.getRemainingTimeInMillis();
-    const ran = await runSweep(
-      { ...deps.ports(options?.signal), log: deps.log },
-      {
+    const ports = { ...deps.ports(options?.signal), log: deps.log };
+    const sweep = () =>
+      runSweep(ports, {
         policy: deps.policy,
         region: deps.region,
         now: accepted.at ? new Date(accepted.at) : realNow,
@@ -87,8 +91,26 @@ export function makeSweepHandler(deps: SweepDependencies) {
         dryRun: deps.dryRun || deps.policy.dryRun,
         deadline: { remainingMs },
         realNow,
-      },
-    );
+      });
+    let ran: Awaited<ReturnType<typeof runSweep>>;
+    if (accepted.mode === 'apply' && deps.lock) {
+      const claim = lockClaim({
+        accountId: await ports.inventory.accountId(),
+        region: deps.region,
+        runId: accepted.runId,
+        holder: accepted.scheduled ? 'sweep (scheduled event)' : 'sweep (by hand)',
+        now: realNow,
+        remainingMs: remainingMs(),
+      });
+      try {
+        ran = await withSweepLock(deps.lock, claim, deps.log, sweep);
+      } catch (error) {
+        if (error instanceof SweepBusyError) return { status: 'busy', reason: error.message };
+        throw error;
+      }
+    } else {
+      ran = await sweep();
+    }
     const report = continueReport(ran, undefined, accepted.runId);
     deps.log.info('run report', { report });
     if (!report.complete) {
@@ -160,6 +182,7 @@ async function defaultDependencies(): Promise<SweepDependencies> {
     dryRun: env.dryRun,
     clock: () => new Date(),
     log: logger,
+    ...(env.lockTable ? { lock: createDynamoSweepLock({ tableName: env.lockTable, log: logger }) } : {}),
   };
 }
 

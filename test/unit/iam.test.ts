@@ -56,6 +56,7 @@ function calledActions(): Set<string> {
     'client-sts': 'sts',
     'client-sfn': 'states',
     'client-organizations': 'organizations',
+    'client-dynamodb': 'dynamodb',
   };
   const called = new Set<string>();
   const walk = (dir: string) => {

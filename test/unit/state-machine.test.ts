@@ -134,18 +134,25 @@ describe('the state machine definition (statemachine/sweep.asl.json)', () => {
 
   it('retries the sweep-target task on Lambda errors with backoff, but never on errors a retry cannot fix', () => {
     const retry = sweepTarget.Retry ?? [];
-    const [never, lambda, anyOther] = retry;
+    const [never, busy, lambda, anyOther] = retry;
     expect(never?.MaxAttempts).toBe(0);
     expect(never?.ErrorEquals).toEqual(
       expect.arrayContaining(['SweepTargetInputError', 'FutureClockError', 'TargetAccessError']),
     );
+    // A target another run holds is waited for past the longest a lock is held (16 minutes).
+    expect(busy?.ErrorEquals).toEqual(['SweepBusyError']);
+    const waits = Array.from(
+      { length: busy?.MaxAttempts ?? 0 },
+      (_, attempt) => (busy?.IntervalSeconds ?? 0) * (busy?.BackoffRate ?? 1) ** attempt,
+    );
+    expect(waits.reduce((sum, wait) => sum + wait, 0)).toBeGreaterThan(16 * 60);
     expect(lambda?.ErrorEquals).toEqual(expect.arrayContaining(LAMBDA_ERRORS));
     expect(lambda?.MaxAttempts).toBeGreaterThanOrEqual(3);
     expect(lambda?.BackoffRate).toBeGreaterThan(1);
     expect(lambda?.JitterStrategy).toBe('FULL');
     // States.ALL must come last; an error named in an earlier retrier never reaches it.
     expect(anyOther?.ErrorEquals).toEqual(['States.ALL']);
-    expect(retry).toHaveLength(3);
+    expect(retry).toHaveLength(4);
   });
 
   it('catches a target that failed after its retries into a Pass that records it, so the Map goes on', () => {
