@@ -207,9 +207,13 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
     { ResourceType: 'imagebuilder:ContainerRecipe' },
   ];
 
-  async function referencesFromApi(imageIds: readonly string[], refs: Collector): Promise<void> {
-    await forEachConcurrent(chunk(imageIds, REFERENCE_BATCH_SIZE), CONCURRENCY, (batch) =>
-      paginate(
+  async function referencesFromApi(
+    imageIds: readonly string[],
+    refs: Collector,
+    onBatch?: (size: number) => void,
+  ): Promise<void> {
+    await forEachConcurrent(chunk(imageIds, REFERENCE_BATCH_SIZE), CONCURRENCY, async (batch) => {
+      await paginate(
         'DescribeImageReferences',
         (NextToken) =>
           call('DescribeImageReferences', (options) =>
@@ -230,8 +234,9 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
             });
           }
         },
-      ),
-    );
+      );
+      onBatch?.(batch.length);
+    });
   }
 
   async function describeTemplateVersions(
@@ -556,7 +561,7 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
       return accountIdPromise;
     },
 
-    listOwnedImages() {
+    listOwnedImages(progress) {
       return inventoryStep('list owned images', async () => {
         const images: Image[] = [];
         await paginate(
@@ -576,20 +581,26 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
             ),
           (page) => {
             for (const raw of page.Images ?? []) images.push(toImage(raw));
+            progress?.onPage?.(images.length);
           },
         );
         return images;
       });
     },
 
-    async findReferences(images) {
+    async findReferences(images, progress) {
       const wanted = new Set(images.map((image) => image.imageId));
       if (wanted.size === 0) return new Map();
       let refs = createCollector(wanted);
+      let checked = 0;
+      const onBatch = (size: number) => {
+        checked += size;
+        progress?.onChecked?.(checked);
+      };
 
       if (!referencesApiUnavailable) {
         try {
-          await referencesFromApi([...wanted], refs);
+          await referencesFromApi([...wanted], refs, onBatch);
         } catch (error) {
           // Throttling, timeouts and 5xx that outlived every retry, or our own deadline, are not
           // "unsupported": enumerating would hit the same limits or the same silent endpoint, so the

@@ -49,7 +49,7 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
   return {
     describeSnapshots: (snapshotIds) => describeSnapshotsById(ec2, call, snapshotIds),
 
-    async listOwnedSnapshots(accountId) {
+    async listOwnedSnapshots(accountId, progress) {
       return inventoryStep("list the account's snapshots", async () => {
         const snapshots: Snapshot[] = [];
         await paginate(
@@ -74,6 +74,7 @@ export function createSnapshotInventory(deps: AdapterDeps = {}): SnapshotInvento
               const snapshot = toSnapshot(raw);
               if (snapshot && snapshot.ownerId === accountId) snapshots.push(snapshot);
             }
+            progress?.onPage?.(snapshots.length);
           },
         );
         return snapshots;

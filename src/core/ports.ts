@@ -17,13 +17,44 @@ export interface InventoryPort {
   /** The account the credentials belong to. */
   accountId(): Promise<string>;
   /** Every image the account owns in the Region, deprecated and disabled ones included, all pages. */
-  listOwnedImages(): Promise<Image[]>;
+  listOwnedImages(progress?: ListProgress): Promise<Image[]>;
   /**
    * Resources that still need each image, keyed by image id. An image with no entry (or an empty
    * list) is referenced by nothing. Must throw rather than return a partial answer: the core
    * treats a missing answer as "unknown", which blocks every removal.
    */
-  findReferences(images: readonly Image[]): Promise<Map<string, Reference[]>>;
+  findReferences(images: readonly Image[], progress?: CheckProgress): Promise<Map<string, Reference[]>>;
+}
+
+/** Told after each page of a listing: how many have been listed so far. */
+export interface ListProgress {
+  onPage?: (listed: number) => void;
+}
+
+/** Told as a check over a known set goes: how many of the set have been checked so far. */
+export interface CheckProgress {
+  onChecked?: (checked: number) => void;
+}
+
+/** Phases of a run whose size is known when they start. */
+export type ProgressPhase =
+  | 'references'
+  | 'image-shares'
+  | 'snapshot-shares'
+  | 'image-actions'
+  | 'snapshot-actions';
+
+/**
+ * How far a run has got: an inventory counted as its pages arrive, then `done` of `total` for the
+ * phases of known size. For a progress line on a terminal; the Lambda passes none. Reporting
+ * must not throw, and changes nothing about the run.
+ */
+export type ProgressEvent =
+  | { phase: 'images' | 'snapshots'; listed: number }
+  | { phase: ProgressPhase; done: number; total: number };
+
+export interface ProgressPort {
+  report(event: ProgressEvent): void;
 }
 
 export interface SnapshotDeleteResult {
@@ -71,7 +102,7 @@ export interface ImageActionsPort {
 
 export interface SnapshotInventoryPort {
   /** Every snapshot the account owns in the Region, all pages. */
-  listOwnedSnapshots(accountId: string): Promise<Snapshot[]>;
+  listOwnedSnapshots(accountId: string, progress?: ListProgress): Promise<Snapshot[]>;
   /**
    * Snapshots under a lock that still applies (every lock state but `expired`), all pages.
    * `supported: false` when the endpoint lacks DescribeLockedSnapshots (emulators); a refused or

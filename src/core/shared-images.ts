@@ -69,10 +69,23 @@ async function checkInConsumers(
 export async function gatherSharedFacts(
   images: readonly Image[],
   usage: ImageUsagePort,
-  context: { accountId: string; now: Date; consumers?: ConsumerReferences | undefined },
+  context: {
+    accountId: string;
+    now: Date;
+    consumers?: ConsumerReferences | undefined;
+    /** Told after each image's launch permissions (and usage report) are read. */
+    onChecked?: ((done: number, total: number) => void) | undefined;
+  },
 ): Promise<Map<string, SharedFacts>> {
   const facts = new Map<string, SharedFacts>();
+  let checked = 0;
+  context.onChecked?.(0, images.length);
   await forEachConcurrent(images, SHARING_CONCURRENCY, async (image) => {
+    await readSharing(image);
+    checked += 1;
+    context.onChecked?.(checked, images.length);
+  });
+  async function readSharing(image: Image): Promise<void> {
     let sharing: ImageFacts['sharing'];
     try {
       sharing = await usage.launchPermissions(image.imageId);
@@ -91,7 +104,7 @@ export async function gatherSharedFacts(
       return;
     }
     facts.set(image.imageId, { sharing, usage: await usageOf(image, usage, context.now) });
-  });
+  }
   if (context.consumers) await checkInConsumers(images, facts, context.consumers);
   return facts;
 }

@@ -11,7 +11,7 @@ import type {
 import { evaluateSnapshot } from '../rules/snapshot-orphan.ts';
 import { forEachConcurrent } from './concurrency.ts';
 import { removalLimit } from './planner.ts';
-import type { Log, SharingPort, SnapshotInventoryPort } from './ports.ts';
+import type { ListProgress, Log, SharingPort, SnapshotInventoryPort } from './ports.ts';
 import type { SnapshotActionsPort } from './snapshot-executor.ts';
 import { deletionDue } from './snapshot-planner.ts';
 
@@ -67,10 +67,10 @@ export interface SnapshotInventory {
  */
 export async function gatherSnapshotInventory(
   ports: SnapshotPorts,
-  context: { accountId: string; policy: Policy; warnings: string[] },
+  context: { accountId: string; policy: Policy; warnings: string[]; progress?: ListProgress | undefined },
 ): Promise<SnapshotInventory> {
   const { accountId, policy, warnings } = context;
-  const snapshots = await ports.inventory.listOwnedSnapshots(accountId);
+  const snapshots = await ports.inventory.listOwnedSnapshots(accountId, context.progress);
   const locks = await ports.inventory.lockedSnapshotIds();
   if (!locks.supported) {
     warnings.push(
@@ -99,6 +99,8 @@ export async function evaluateSnapshots(
     budget?: ShareCheckBudget | undefined;
     /** Images in the Recycle Bin, where the bin could be read: their snapshots are not orphans. */
     binnedImages?: ReadonlyMap<string, BinnedImage> | undefined;
+    /** Told after each orphan candidate's share check (or its being left for the next run). */
+    onShareChecked?: ((done: number, total: number) => void) | undefined;
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
@@ -137,7 +139,14 @@ export async function evaluateSnapshots(
   );
   let undecided = 0;
   let dueOrphans = 0;
+  let checked = 0;
+  context.onShareChecked?.(0, candidates.length);
   await forEachConcurrent(candidates, SHARING_CONCURRENCY, async (snapshot) => {
+    await decide(snapshot);
+    checked += 1;
+    context.onShareChecked?.(checked, candidates.length);
+  });
+  async function decide(snapshot: Snapshot): Promise<void> {
     const due = deletionDue(snapshot, policy, now);
     const reason = budget && notReadReason(budget, due, Math.min(dueOrphans, cap));
     if (reason) {
@@ -160,7 +169,7 @@ export async function evaluateSnapshots(
     const decision = evaluateSnapshot(snapshot, factsOf(snapshot, sharing), policy, now);
     decisions.set(snapshot.snapshotId, decision);
     if (due && decision.verdict === 'orphan') dueOrphans += 1;
-  });
+  }
 
   const ordered = snapshots.flatMap((snapshot) => {
     const decision = decisions.get(snapshot.snapshotId);

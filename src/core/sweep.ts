@@ -27,6 +27,7 @@ import type {
   ImageUsagePort,
   InventoryPort,
   Log,
+  ProgressPort,
   RecycleBinPort,
 } from './ports.ts';
 import {
@@ -69,6 +70,8 @@ export interface SweepPorts {
   consumers?: ConsumerReferences;
   /** The undo window: what the Recycle Bin holds and which of its rules cover removals. */
   recycleBin?: RecycleBinPort;
+  /** How far the run has got, for a progress line on a terminal. */
+  progress?: ProgressPort;
 }
 
 export interface CreatorBackfill {
@@ -117,10 +120,14 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // CloudTrail, the Recycle Bin and EC2 answer independently: neither holds up the inventory.
   const trailChecked = checkTrail(ports, request.region, accountFindings, warnings);
   const undoRead = readUndoWindow(ports.recycleBin);
+  const { progress } = ports;
   const { accountId, images } = await gatherStep('facts', async () => ({
     accountId: await ports.inventory.accountId(),
-    images: await ports.inventory.listOwnedImages(),
+    images: await ports.inventory.listOwnedImages(
+      progress && { onPage: (listed) => progress.report({ phase: 'images', listed }) },
+    ),
   }));
+  progress?.report({ phase: 'images', listed: images.length });
   const trail = await trailChecked;
   // Images and snapshots are two chains that draw on different API buckets, so they run side by
   // side: references (DescribeImageReferences) → image plan → deregistrations, and snapshot
@@ -131,7 +138,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   // share checks, the longest phase of a large account.
   const snapshots = ports.snapshots;
   const snapshotChain = snapshots
-    ? planSnapshots(snapshots, request, { accountId, images, warnings, log, undo: undoRead })
+    ? planSnapshots(snapshots, request, { accountId, images, warnings, log, undo: undoRead, progress })
     : undefined;
   const imageChain = planImages(ports, request, {
     accountId,
@@ -163,13 +170,15 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     reserveMs: request.reserveMs ?? DEFAULT_RESERVE_MS,
     log,
   };
+  const counted = (phase: 'image-actions' | 'snapshot-actions', message: string, total: number) =>
+    progress ? { ...executeOptions, log: countingLog(log, message, phase, total, progress) } : executeOptions;
   const [plan, decisions, outcomes, snapshotPart, execute] = await Promise.all([
     imageChain.plan,
     imageChain.decisions,
     imageChain.plan.then(async (imagePlan) =>
       (await goAhead)
         ? executePlan(imagePlan, ports.actions, {
-            ...executeOptions,
+            ...counted('image-actions', 'action', imagePlan.actions.length),
             ...(ports.usage ? { usage: ports.usage } : {}),
           })
         : imagePlan.actions.map(
@@ -179,7 +188,11 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     snapshotPlanning.then(async (part) => {
       if (!part || !snapshots) return undefined;
       const snapshotOutcomes = (await goAhead)
-        ? await executeSnapshotPlan(part.plan, snapshots.actions, executeOptions)
+        ? await executeSnapshotPlan(
+            part.plan,
+            snapshots.actions,
+            counted('snapshot-actions', 'snapshot action', part.plan.actions.length),
+          )
         : part.plan.actions.map((action): SnapshotActionOutcome => ({ action, status: 'planned' }));
       return { ...part, outcomes: snapshotOutcomes };
     }),
@@ -263,8 +276,21 @@ function planImages(
   const first = decideBeforeReferences(images, accountId, policy, now);
   const candidateIds = new Set(first.candidates.map((image) => image.imageId));
   const isCandidate = (decision: Decision) => candidateIds.has(decision.imageId);
+  // The candidates' references settle the plan; the others' follow, counted on from there.
+  const { progress } = ports;
+  const referenceTotal = first.candidates.length + first.others.length;
+  const referencesChecked = (before: number) => (done: number) =>
+    progress?.report({ phase: 'references', done: before + done, total: referenceTotal });
   const plan = Promise.all([
-    gatherStep('facts', () => ports.inventory.findReferences(first.candidates)),
+    gatherStep('facts', async () => {
+      referencesChecked(0)(0);
+      const found = await ports.inventory.findReferences(
+        first.candidates,
+        progress && { onChecked: referencesChecked(0) },
+      );
+      referencesChecked(0)(first.candidates.length);
+      return found;
+    }),
     context.snapshotInventory,
   ]).then(async ([references, listed]) => {
     let decisions = withReferences(first.decisions, byId, first, references, policy, now);
@@ -305,7 +331,12 @@ function planImages(
       const image = onItsWay ? byId.get(decision.imageId) : undefined;
       return image ? [image] : [];
     });
-    const found = await gatherSharedFacts(going, usage, { accountId, now, consumers: ports.consumers });
+    const found = await gatherSharedFacts(going, usage, {
+      accountId,
+      now,
+      consumers: ports.consumers,
+      onChecked: progress && ((done, total) => progress.report({ phase: 'image-shares', done, total })),
+    });
     const sharedIds = new Set<string>();
     const reportsNeeded = new Set<string>();
     const decisions = decided.map((decision) => {
@@ -323,7 +354,12 @@ function planImages(
   const decisions = plan.then(async (imagePlan) => {
     let final = imagePlan.decisions;
     try {
-      const references = await ports.inventory.findReferences(first.others);
+      const before = first.candidates.length;
+      const references = await ports.inventory.findReferences(
+        first.others,
+        progress && { onChecked: referencesChecked(before) },
+      );
+      referencesChecked(before)(first.others.length);
       final = withReferences(imagePlan.decisions, byId, first, references, policy, now);
     } catch (error) {
       warnings.push(
@@ -368,16 +404,25 @@ function planSnapshots(
     warnings: string[];
     log: Log;
     undo: Promise<UndoWindow>;
+    progress?: ProgressPort | undefined;
   },
 ): {
   inventory: Promise<SnapshotInventory>;
   plan: Promise<{ evaluation: SnapshotEvaluation; plan: SnapshotPlan } | undefined>;
 } {
   const { policy, now } = request;
-  const { accountId, warnings, log } = context;
+  const { accountId, warnings, log, progress } = context;
   const budget = shareCheckBudget(request, snapshots.actions.deletionsPerSecond);
   const inventory = gatherStep('snapshots', () =>
-    gatherSnapshotInventory(snapshots, { accountId, policy, warnings }),
+    gatherSnapshotInventory(snapshots, {
+      accountId,
+      policy,
+      warnings,
+      progress: progress && { onPage: (listed) => progress.report({ phase: 'snapshots', listed }) },
+    }).then((listed) => {
+      progress?.report({ phase: 'snapshots', listed: listed.snapshots.length });
+      return listed;
+    }),
   );
   const plan = inventory.then(async (listed) => {
     try {
@@ -388,6 +433,8 @@ function planSnapshots(
         now,
         budget,
         binnedImages: binned,
+        onShareChecked:
+          progress && ((done, total) => progress.report({ phase: 'snapshot-shares', done, total })),
       });
       return { evaluation, plan: buildSnapshotPlan({ ...evaluation, policy, now }) };
     } catch (error) {
@@ -506,4 +553,28 @@ async function gatherStep<T>(what: string, step: () => Promise<T>): Promise<T> {
       cause: error,
     });
   }
+}
+
+/**
+ * The executors log one line per action as it settles, with this message: counting those lines
+ * gives the actions' progress without reaching into the executors.
+ */
+function countingLog(
+  log: Log,
+  message: string,
+  phase: 'image-actions' | 'snapshot-actions',
+  total: number,
+  progress: ProgressPort,
+): Log {
+  let done = 0;
+  progress.report({ phase, done, total });
+  return {
+    debug: (text, ...extra) => log.debug(text, ...extra),
+    info: (text, ...extra) => {
+      log.info(text, ...extra);
+      if (text === message) progress.report({ phase, done: ++done, total });
+    },
+    warn: (text, ...extra) => log.warn(text, ...extra),
+    error: (text, ...extra) => log.error(text, ...extra),
+  };
 }
