@@ -111,7 +111,7 @@ function fallbackText(alert: Alert): string {
 }
 
 /** Partitions whose console lives on its own domain; the aws partition has a host per Region. */
-function consoleHost(region: string): string {
+export function consoleHost(region: string): string {
   if (region.startsWith('cn-')) return 'console.amazonaws.cn';
   if (region.startsWith('us-gov-')) return 'console.amazonaws-us-gov.com';
   return /^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)

@@ -100,6 +100,8 @@ export interface SlackNotifierOptions {
 }
 
 export const DEFAULT_SLACK_MAX_ATTEMPTS = 4;
+/** The error of a send with no webhook to send to: Slack is off, not failing. */
+export const NO_WEBHOOK = 'no Slack webhook configured';
 export const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
 export const DEFAULT_SLACK_TIMEOUT_MS = 5_000;
 /** First wait after a 5xx or a network error; doubles on each retry (500 ms, 1 s, 2 s, ...). */
@@ -202,7 +204,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): Notifier {
       } catch (error) {
         return { delivered: false, attempts: 0, error: redact(errorMessage(error), undefined) };
       }
-      if (!url) return { delivered: false, attempts: 0, error: 'no Slack webhook configured' };
+      if (!url) return { delivered: false, attempts: 0, error: NO_WEBHOOK };
       if (!URL.canParse(url))
         return { delivered: false, attempts: 0, error: 'the Slack webhook is not a URL' };
 

@@ -256,7 +256,13 @@ describe('the state machine in serverless.yml', () => {
 
   it('is started by the schedule through the starter, and nothing else is scheduled or fed by SQS', () => {
     const scheduled = Object.entries(serverless.functions).filter(([, fn]) =>
-      (fn.events ?? []).some((event) => 'schedule' in event),
+      (fn.events ?? []).some(
+        (event) =>
+          'schedule' in event ||
+          ('eventBridge' in event &&
+            typeof event.eventBridge === 'object' &&
+            'schedule' in (event.eventBridge ?? {})),
+      ),
     );
     expect(scheduled.map(([name]) => name)).toEqual(['startSweep']);
     expect(
