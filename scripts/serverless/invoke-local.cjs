@@ -8,23 +8,20 @@
 // - The bundles are ES modules named *.mjs (esbuild.config.cjs), and they await their
 //   dependencies at the top level. osls 3.x loads a Node handler with require(), trying the
 //   handler path with no extension, then .cjs (and .js for an ES module): it never finds an .mjs,
-//   and require() could not load one with top-level await anyway. So a one-line CommonJS shim is
+//   and require() could not load one with top-level await anyway. So a small CommonJS shim is
 //   written where osls looks (<handler path>.cjs), importing the bundle, and removed afterwards.
 //   A module that fails to initialise then fails the invocation, as on Lambda, with its error.
 // - serverless-esbuild keeps an esbuild context per bundle, whose service child process keeps
 //   Node alive. The plugin disposes of them only after a successful invocation; after a failure
 //   the command would never exit. Here esbuild is stopped in both cases.
 //
-// `serverless package` and `deploy` never run these hooks, so the artefacts are unchanged.
+// `serverless package` and `deploy` run none of this. They only remove a shim an interrupted
+// invocation left in the bundle folder, since serverless-esbuild zips every file it finds there.
 
-const { existsSync, rmSync, writeFileSync } = require('node:fs');
+const { existsSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { basename, dirname, join } = require('node:path');
 
-/** The same esbuild instance serverless-esbuild builds with, so stop() ends its service. */
-function serverlessEsbuildsEsbuild() {
-  const plugin = require.resolve('serverless-esbuild');
-  return require(require.resolve('esbuild', { paths: [dirname(plugin)] }));
-}
+const SHIM_MARK = '// Written by scripts/serverless/invoke-local.cjs for one `serverless invoke local`.';
 
 /**
  * After the invocation has printed its result, Lambda would freeze the process; locally, a
@@ -33,6 +30,26 @@ function serverlessEsbuildsEsbuild() {
  */
 const EXIT_GRACE_MS = 2_000;
 
+/** The same esbuild instance serverless-esbuild builds with, so stop() ends its service. */
+function serverlessEsbuildsEsbuild() {
+  const plugin = require.resolve('serverless-esbuild');
+  return require(require.resolve('esbuild', { paths: [dirname(plugin)] }));
+}
+
+function isShim(path) {
+  try {
+    return readFileSync(path, 'utf8').includes(SHIM_MARK);
+  } catch {
+    return false;
+  }
+}
+
+/** `src/handlers/sweep.handler` as osls splits it: the module path and the export. */
+function splitHandler(handler) {
+  const separator = handler.lastIndexOf('.');
+  return { path: handler.slice(0, separator), name: handler.slice(separator + 1) };
+}
+
 class InvokeLocalPlugin {
   constructor(serverless, options, { log }) {
     this.serverless = serverless;
@@ -40,6 +57,7 @@ class InvokeLocalPlugin {
     this.log = log;
     this.shim = undefined;
     this.hooks = {
+      'before:package:cleanup': () => this.removeStaleShims(),
       'before:invoke:local:invoke': () => this.writeShim(),
       'after:invoke:local:invoke': () => this.finish(),
       error: () => (this.isInvokeLocal() ? this.finish() : undefined),
@@ -51,33 +69,33 @@ class InvokeLocalPlugin {
   }
 
   writeShim() {
-    const functionObject = this.serverless.service.getFunction(this.options.function);
-    const handler = functionObject.handler;
-    const separator = handler.lastIndexOf('.');
-    const handlerPath = handler.slice(0, separator);
-    const handlerName = handler.slice(separator + 1);
+    const handler = splitHandler(this.serverless.service.getFunction(this.options.function).handler);
     // Where osls looks: the service directory (the bundle folder by now) joined with the path.
-    const base = join(this.serverless.serviceDir, this.options.extraServicePath || '', handlerPath);
+    const base = join(this.serverless.serviceDir, this.options.extraServicePath || '', handler.path);
     const bundle = `${base}.mjs`;
-    // Any of these would be found by osls itself (or stand where the shim would go).
-    const ownLookups = [base, `${base}.js`, `${base}.cjs`];
-    if (!existsSync(bundle) || ownLookups.some((path) => existsSync(path))) return;
-    this.shim = `${base}.cjs`;
+    const shim = `${base}.cjs`;
+    // Any of these osls would find by itself; a shim of ours left behind is simply rewritten.
+    const found =
+      [base, `${base}.js`].some((path) => existsSync(path)) || (existsSync(shim) && !isShim(shim));
+    if (!existsSync(bundle) || found) return;
+    const name = JSON.stringify(handler.name);
     writeFileSync(
-      this.shim,
+      shim,
       [
         "'use strict';",
-        '// Written by scripts/serverless/invoke-local.cjs for one `serverless invoke local`, then removed.',
-        `exports[${JSON.stringify(handlerName)}] = async (event, context) =>`,
-        `  (await import(${JSON.stringify(`./${basename(bundle)}`)}))[${JSON.stringify(handlerName)}](event, context);`,
+        SHIM_MARK,
+        `exports[${name}] = async (event, context) =>`,
+        `  (await import(${JSON.stringify(`./${basename(bundle)}`)}))[${name}](event, context);`,
         '',
       ].join('\n'),
     );
-    this.log.verbose(`invoke local: ${handlerPath}.cjs imports ${basename(bundle)}`);
+    this.shim = shim;
+    this.log.verbose(`invoke local: ${handler.path}.cjs imports ${basename(bundle)}`);
     // Lambda starts Node with the function's NODE_OPTIONS; here Node is already running, and
     // --enable-source-maps (serverless.yml) is what points stack traces at the TypeScript.
-    if (/(^|\s)--enable-source-maps(\s|$)/.test(process.env.NODE_OPTIONS ?? ''))
+    if (/(^|\s)--enable-source-maps(\s|$)/.test(process.env.NODE_OPTIONS ?? '')) {
       process.setSourceMapsEnabled(true);
+    }
   }
 
   async finish() {
@@ -85,6 +103,19 @@ class InvokeLocalPlugin {
     this.shim = undefined;
     await serverlessEsbuildsEsbuild().stop();
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
+  }
+
+  removeStaleShims() {
+    const esbuild = this.serverless.pluginManager.plugins.find(
+      (plugin) => plugin.constructor.name === 'EsbuildServerlessPlugin',
+    );
+    const buildDir = esbuild?.buildDirPath;
+    if (typeof buildDir !== 'string') return;
+    for (const functionObject of Object.values(this.serverless.service.functions ?? {})) {
+      if (typeof functionObject.handler !== 'string') continue;
+      const shim = join(buildDir, `${splitHandler(functionObject.handler).path}.cjs`);
+      if (isShim(shim)) rmSync(shim, { force: true });
+    }
   }
 }
 
