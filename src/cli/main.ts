@@ -1,3 +1,6 @@
+import { constants } from 'node:fs';
+import { access, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import packageJson from '../../package.json' with { type: 'json' };
@@ -34,8 +37,10 @@ import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../demo/demo-a
 import { MemoryAccount } from '../demo/memory-account.ts';
 import { errorCode, errorMessage, InventoryError, PolicyError, UsageError } from '../errors.ts';
 import { logger, sendLogsToStderr } from '../logger.ts';
-import type { Plan } from '../model.ts';
+import type { Image, Plan, Snapshot } from '../model.ts';
 import { oneLine, printable } from '../text.ts';
+import { type HtmlReportSection, renderHtmlReport } from './html-report.ts';
+import { TerminalProgress } from './progress.ts';
 import { renderAudit, renderReport } from './render.ts';
 import {
   type AuditTargetResult,
@@ -56,7 +61,11 @@ export const EXIT = {
   actionsFailed: 1,
   criticalFinding: 2,
   factsUnavailable: 3,
+  /** apply was asked on a terminal and not confirmed: nothing was changed. */
+  declined: 4,
   usage: 64,
+  /** sysexits' EX_CANTCREAT: the --html file cannot be written. */
+  cannotWrite: 73,
   policy: 78,
 } as const;
 
@@ -74,6 +83,7 @@ Options:
   --as-of <date>      Evaluate as if it were this date (YYYY-MM-DD or ISO time): a forecast
   --demo              Use the built-in demo account; no AWS needed
   --json              Print the run report as JSON instead of a table
+  --html <file>       plan and apply: also write the report as one self-contained HTML page
   --yes               apply without asking
   --verbose           Structured decision logs on stderr
   -h, --help          This help
@@ -92,13 +102,15 @@ Targets (without these, the one account of the credentials, in --region):
   table (with --json, one document: {"targets": [...], "totals": {...}}).
 
 Exit codes: 0 ok, 1 some actions failed or were not reached (audit: some resources unreadable),
-2 audit found a critical finding, 3 AWS facts could not be gathered, 64 usage error, 78 invalid policy.
+2 audit found a critical finding, 3 AWS facts could not be gathered, 4 apply not confirmed (nothing
+changed), 64 usage error, 73 the --html file cannot be written, 78 invalid policy.
 Over several targets the worst wins; a target that could not be reached or read counts as 3, and
 the others still run.`;
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { columns?: number; isTTY?: boolean };
-  stderr: NodeJS.WritableStream;
+  /** On a terminal, long runs show a progress line here. */
+  stderr: NodeJS.WritableStream & { columns?: number; isTTY?: boolean };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: NodeJS.ProcessEnv;
 }
@@ -119,15 +131,17 @@ export interface TargetRuntime {
 
 /** Seams for tests; the CLI itself runs with none. */
 export interface CliDeps {
+  /** Replaces the demo or AWS ports of a run over one account. */
+  accountPorts?: (context: { region: string; policy: Policy; today: Date }) => Promise<AccountPorts>;
   /** Replaces the AWS adapters behind a multi-target run. */
   targetRuntime?: (context: { region: string; spec: TargetSpec; policy: Policy }) => Promise<TargetRuntime>;
 }
 
 /** One line per command, for `help COMMAND` and `COMMAND --help`, above the full usage. */
 const COMMAND_HELP: Record<'plan' | 'apply' | 'audit', string> = {
-  plan: 'ami-janitor plan [options]: what a sweep would do, read-only; with --as-of, a forecast of that date.',
+  plan: 'ami-janitor plan [options] [--html FILE]: what a sweep would do, read-only; with --as-of, a forecast of that date; --html FILE also writes it as an HTML page.',
   apply:
-    'ami-janitor apply [options]: carries the plan out on the real clock; asks first on a terminal, needs --yes elsewhere.',
+    'ami-janitor apply [options] [--html FILE]: carries the plan out on the real clock; asks first on a terminal, needs --yes elsewhere; --html FILE also writes what it did as an HTML page.',
   audit: 'ami-janitor audit [options]: findings only, read-only; exits 2 on a critical finding.',
 };
 
@@ -202,11 +216,25 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
     );
     return EXIT.usage;
   }
+  if (options.html) {
+    const problem = await unwritable(options.html);
+    if (problem) {
+      io.stderr.write(`ami-janitor: cannot write --html ${errorText(options.html)}: ${errorText(problem)}\n`);
+      return EXIT.cannotWrite;
+    }
+  }
   if (options.targets) {
     return runTargets({ policy, region, now, today }, options, options.targets, io, deps);
   }
   // The demo account is dated from today, so that --as-of forecasts it like a real one.
-  const ports = options.demo ? demoPorts(today) : await awsPorts(region, policy);
+  const given = deps.accountPorts
+    ? await deps.accountPorts({ region, policy, today })
+    : options.demo
+      ? demoPorts(today)
+      : await awsPorts(region, policy);
+  const listed: Listed = {};
+  // The HTML page names each image's family and each snapshot: what the run listed is kept for it.
+  const ports = options.html ? keepListings(given, listed) : given;
   const progress = (message: string) => {
     if (!options.json) io.stderr.write(`${message}\n`);
   };
@@ -215,6 +243,8 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
   );
   if (options.command === 'audit') return audit(ports, { policy, region, now }, options, io);
 
+  const line = progressLine(options, io);
+  let declined = false;
   let report: RunReport;
   try {
     report = await runSweep(
@@ -225,6 +255,7 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
         snapshots: ports.snapshotPorts,
         ...(ports.usage ? { usage: ports.usage } : {}),
         ...(ports.recycleBin ? { recycleBin: ports.recycleBin } : {}),
+        ...(line ? { progress: line } : {}),
         log: logger,
       },
       {
@@ -236,17 +267,37 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
         dryRun: false,
         deadline: unboundedDeadline,
         realNow: today,
-        confirm: options.yes ? undefined : (plan) => confirm(plan, io),
+        confirm: options.yes
+          ? undefined
+          : async (plan) => {
+              line?.clear();
+              const answer = await confirm(plan, io);
+              declined = !answer;
+              if (answer) line?.resume();
+              return answer;
+            },
       },
     );
   } catch (error) {
     if (error instanceof InventoryError) {
+      line?.clear();
       io.stderr.write(`ami-janitor: ${errorText(error.message)}\nNothing was changed.\n`);
       return EXIT.factsUnavailable;
     }
     throw error;
+  } finally {
+    line?.clear();
   }
 
+  if (declined) return notConfirmed(options, io, options.json ? JSON.stringify(report, null, 2) : undefined);
+  if (options.html) {
+    const written = await writeHtml(
+      options.html,
+      [{ report, ...listed, familyTags: policy.keepLatest.familyTags }],
+      io,
+    );
+    if (!written) return EXIT.cannotWrite;
+  }
   io.stdout.write(
     options.json
       ? `${JSON.stringify(report, null, 2)}\n`
@@ -255,6 +306,97 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
   return report.totals.failed > 0 || report.totals.snapshotsFailed > 0 || !report.complete
     ? EXIT.actionsFailed
     : EXIT.ok;
+}
+
+/**
+ * The progress line, on a terminal only: never with --json (whatever reads the JSON may read
+ * stderr too), with --verbose (the log lines would tear it) or on a terminal that cannot erase.
+ */
+function progressLine(options: CliOptions, io: CliIo): TerminalProgress | undefined {
+  if (!io.stderr.isTTY || options.json || options.verbose || io.env.TERM === 'dumb') return undefined;
+  return new TerminalProgress(io.stderr);
+}
+
+/** A declined apply: no table of what did not happen, only that nothing changed. */
+function notConfirmed(options: CliOptions, io: CliIo, json: string | undefined): number {
+  const html = options.html ? ` No HTML report was written to ${errorText(options.html)}.` : '';
+  if (json !== undefined) {
+    // Whatever parses stdout still gets the document: the plan that was declined, every action `planned`.
+    io.stdout.write(`${json}\n`);
+    io.stderr.write(`Not confirmed: nothing changed.${html}\n`);
+  } else {
+    io.stdout.write(`Not confirmed: nothing changed.${html}\n`);
+  }
+  return EXIT.declined;
+}
+
+/** What the run listed, kept for the HTML page. */
+interface Listed {
+  images?: Image[];
+  snapshots?: Snapshot[];
+}
+
+/** The same ports, keeping what the two inventories list; every other call goes straight through. */
+function keepListings(ports: AccountPorts, listed: Listed): AccountPorts {
+  const { inventory } = ports;
+  const snapshots = ports.snapshotPorts.inventory;
+  return {
+    ...ports,
+    inventory: {
+      accountId: () => inventory.accountId(),
+      listOwnedImages: async (progress) => {
+        listed.images = await inventory.listOwnedImages(progress);
+        return listed.images;
+      },
+      findReferences: (images, progress) => inventory.findReferences(images, progress),
+    },
+    snapshotPorts: {
+      ...ports.snapshotPorts,
+      inventory: {
+        listOwnedSnapshots: async (accountId, progress) => {
+          listed.snapshots = await snapshots.listOwnedSnapshots(accountId, progress);
+          return listed.snapshots;
+        },
+        lockedSnapshotIds: () => snapshots.lockedSnapshotIds(),
+        existingVolumeIds: () => snapshots.existingVolumeIds(),
+        describeSnapshots: (ids) => snapshots.describeSnapshots(ids),
+      },
+    },
+  };
+}
+
+/** Why the --html file cannot be written, checked before the account is read; undefined when it can. */
+async function unwritable(file: string): Promise<string | undefined> {
+  const path = resolve(file);
+  try {
+    const found = await stat(path);
+    if (!found.isFile()) return 'it exists and is not a regular file';
+    await access(path, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    if (errorCode(error) !== 'ENOENT') return errorMessage(error);
+  }
+  try {
+    const folder = await stat(dirname(path));
+    if (!folder.isDirectory()) return `${dirname(path)} is not a directory`;
+    await access(dirname(path), constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return errorCode(error) === 'ENOENT' ? `${dirname(path)} does not exist` : errorMessage(error);
+  }
+}
+
+async function writeHtml(file: string, sections: HtmlReportSection[], io: CliIo): Promise<boolean> {
+  const page = renderHtmlReport(sections, { generatedAt: new Date(), version: packageJson.version });
+  try {
+    await writeFile(file, page, 'utf8');
+    return true;
+  } catch (error) {
+    io.stderr.write(
+      `ami-janitor: cannot write --html ${errorText(file)}: ${errorText(errorMessage(error))}\n`,
+    );
+    return false;
+  }
 }
 
 /** The target flags as given; parseTargetSpec checks their values once the home Region is known. */
@@ -281,6 +423,8 @@ interface CliOptions {
   asOf?: Date;
   demo: boolean;
   json: boolean;
+  /** plan and apply: where to write the HTML report as well. */
+  html?: string;
   yes: boolean;
   verbose: boolean;
   help: boolean;
@@ -297,6 +441,7 @@ export function parseCli(argv: string[]): CliOptions {
       'as-of': { type: 'string' },
       demo: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       yes: { type: 'boolean', short: 'y', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -315,6 +460,10 @@ export function parseCli(argv: string[]): CliOptions {
     throw new UsageError(`unknown command '${command}'`);
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  if (values.html !== undefined && command === 'audit') {
+    throw new UsageError('--html is for plan and apply; audit prints its findings only');
+  }
+  if (values.html === '') throw new UsageError('--html needs a file name');
   const targets = parseTargetFlags(values);
   if (targets && values.demo) {
     throw new UsageError(
@@ -329,6 +478,7 @@ export function parseCli(argv: string[]): CliOptions {
     ...(values['as-of'] === undefined ? {} : { asOf: parseAsOf(values['as-of']) }),
     demo: values.demo,
     json: values.json,
+    ...(values.html === undefined ? {} : { html: values.html }),
     yes: values.yes,
     verbose: values.verbose,
     help: values.help,
@@ -575,18 +725,54 @@ async function awsTargetRuntime(context: {
 }
 
 async function confirm(plan: Plan, io: CliIo): Promise<boolean> {
-  const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
-  const forecast =
-    Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000
-      ? ` as if it were ${plan.asOf.slice(0, 10)}`
-      : '';
-  const prompt = printable(
-    `About to change account ${plan.accountId} in ${plan.region}${forecast}: mark ${count('mark')}, ` +
-      `deregister ${count('deregister')}, unmark ${count('unmark')} images. Proceed? [y/N] `,
+  const changes = planChanges(plan);
+  io.stderr.write(
+    `${printable(`About to change account ${plan.accountId} in ${plan.region}${forecastNote(plan)}:`)}\n` +
+      `  images:    ${changes.images}\n` +
+      `  snapshots: ${changes.snapshots}\n`,
   );
+  return ask('Proceed? [y/N] ', io);
+}
+
+/** ` as if it were DATE` when the plan is not for now. */
+function forecastNote(plan: Plan | undefined): string {
+  return plan && Math.abs(new Date(plan.asOf).getTime() - Date.now()) > 60_000
+    ? ` as if it were ${plan.asOf.slice(0, 10)}`
+    : '';
+}
+
+/**
+ * What a plan changes, images and snapshots each on their own: the steps every run may take
+ * (always shown, zeros included), the optional ones when planned, and the snapshots deleted with
+ * their images, which are no snapshot action of their own.
+ */
+export function planChanges(plan: Plan): { images: string; snapshots: string } {
+  const images = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
+  const snapshots = (kind: string) =>
+    (plan.snapshots?.actions ?? []).filter((action) => action.kind === kind).length;
+  const optional = (entries: readonly [number, string][]) =>
+    entries.filter(([n]) => n > 0).map(([n, label]) => `, ${label.replace('N', String(n))}`);
+  const reports = images('request-usage-report');
+  const withImages = plan.actions.reduce((sum, action) => sum + (action.snapshotIds?.length ?? 0), 0);
+  const imagePart =
+    `mark ${images('mark')}, deregister ${images('deregister')}, unmark ${images('unmark')}` +
+    optional([
+      [images('disable'), 'disable N'],
+      [reports, reports === 1 ? 'request N usage report' : 'request N usage reports'],
+    ]).join('');
+  const alongside = withImages > 0 ? `; ${withImages} more deleted with their images` : '';
+  const snapshotPart = plan.snapshots
+    ? `mark ${snapshots('mark')}, delete ${snapshots('delete')}, unmark ${snapshots('unmark')}` +
+      optional([[snapshots('archive'), 'archive N']]).join('') +
+      alongside
+    : `not examined${alongside}`;
+  return { images: imagePart, snapshots: snapshotPart };
+}
+
+async function ask(question: string, io: CliIo): Promise<boolean> {
   const readline = createInterface({ input: io.stdin, output: io.stderr });
   try {
-    const answer = await readline.question(prompt);
+    const answer = await readline.question(question);
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     readline.close();
@@ -700,13 +886,44 @@ async function runTargets(
     mode === 'apply' && !options.yes
       ? new ConfirmBarrier(targets, (plans) => confirmTargets(plans, io))
       : undefined;
+  // The HTML page names each image's family and each snapshot: what each target listed is kept for it.
+  const listings = targets.map((): Listed => ({}));
   const results = await Promise.all(
-    targets.map(async (target) => {
-      const result = await sweepTarget(target, runtime, callerAccountId, context, mode, slots, barrier);
+    targets.map(async (target, index) => {
+      const listed = options.html ? listings[index] : undefined;
+      const result = await sweepTarget(
+        target,
+        runtime,
+        callerAccountId,
+        context,
+        mode,
+        slots,
+        barrier,
+        listed,
+      );
       io.stderr.write(`${sweepProgressLine(result)}\n`);
       return result;
     }),
   );
+  if (barrier?.declined) {
+    return notConfirmed(
+      options,
+      io,
+      options.json ? JSON.stringify(sweepTargetsDocument(results), null, 2) : undefined,
+    );
+  }
+  if (options.html) {
+    const sections = results.map(
+      (result, index): HtmlReportSection => ({
+        heading: targetHeading(result.target),
+        ...(result.report ? { report: result.report } : {}),
+        ...(result.error ? { error: result.error } : {}),
+        ...listings[index],
+        familyTags: policy.keepLatest.familyTags,
+      }),
+    );
+    if (!(await writeHtml(options.html, sections, io))) return EXIT.cannotWrite;
+  }
   io.stdout.write(
     options.json
       ? `${JSON.stringify(sweepTargetsDocument(results), null, 2)}\n`
@@ -791,11 +1008,13 @@ async function sweepTarget(
   mode: 'plan' | 'apply',
   slots: Slots,
   barrier: ConfirmBarrier | undefined,
+  listed?: Listed,
 ): Promise<SweepTargetResult> {
   await slots.acquire();
   let holding = true;
   try {
-    const ports = await portsFor(target, runtime, callerAccountId);
+    const reached = await portsFor(target, runtime, callerAccountId);
+    const ports = listed ? keepListings(reached, listed) : reached;
     const report = await runSweep(
       {
         inventory: ports.inventory,
@@ -885,6 +1104,8 @@ class ConfirmBarrier {
   private readonly answered: Promise<boolean>;
   private release: (answer: boolean) => void = () => undefined;
   private asked = false;
+  /** True once the question was asked and not answered yes. */
+  declined = false;
 
   private readonly ask: (plans: readonly { target: ResolvedTarget; plan: Plan }[]) => Promise<boolean>;
 
@@ -917,7 +1138,16 @@ class ConfirmBarrier {
     const order = (entry: { target: ResolvedTarget }) => targetKey(entry.target);
     const plans = [...this.plans].sort((a, b) => order(a).localeCompare(order(b)));
     // A prompt that cannot be read is a no: nothing changes.
-    this.ask(plans).then(this.release, () => this.release(false));
+    this.ask(plans).then(
+      (answer) => {
+        this.declined = !answer;
+        this.release(answer);
+      },
+      () => {
+        this.declined = true;
+        this.release(false);
+      },
+    );
   }
 }
 
@@ -929,32 +1159,14 @@ async function confirmTargets(
   plans: readonly { target: ResolvedTarget; plan: Plan }[],
   io: CliIo,
 ): Promise<boolean> {
-  const first = plans[0]?.plan;
-  const forecast =
-    first && Math.abs(new Date(first.asOf).getTime() - Date.now()) > 60_000
-      ? ` as if it were ${first.asOf.slice(0, 10)}`
-      : '';
   const lines = plans.map(({ target, plan }) => {
-    const count = (kind: string) => plan.actions.filter((action) => action.kind === kind).length;
-    const snapshotKinds = new Map<string, number>();
-    for (const action of plan.snapshots?.actions ?? [])
-      snapshotKinds.set(action.kind, (snapshotKinds.get(action.kind) ?? 0) + 1);
-    const snapshots = [...snapshotKinds].map(([kind, n]) => `${kind} ${n}`).join(', ');
-    return printable(
-      `  ${targetKey(target)}: mark ${count('mark')}, deregister ${count('deregister')}, unmark ${count('unmark')} images` +
-        (snapshots ? `; ${snapshots} snapshots` : ''),
-    );
+    const changes = planChanges(plan);
+    return printable(`  ${targetKey(target)}: images ${changes.images}; snapshots ${changes.snapshots}`);
   });
   io.stderr.write(
-    `${printable(`About to change ${plans.length} account-Regions${forecast}:`)}\n${lines.join('\n')}\n`,
+    `${printable(`About to change ${plans.length} account-Regions${forecastNote(plans[0]?.plan)}:`)}\n${lines.join('\n')}\n`,
   );
-  const readline = createInterface({ input: io.stdin, output: io.stderr });
-  try {
-    const answer = await readline.question('Proceed with all of them? [y/N] ');
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    readline.close();
-  }
+  return ask('Proceed with all of them? [y/N] ', io);
 }
 
 /** The longest line of an error message the CLI prints; a quoted value may be any length. */

@@ -14,32 +14,11 @@ const MAX_LINE_CHARS = 500;
 
 /** Renders a run report as the readable table the CLI prints. */
 export function renderReport(report: RunReport, width: number | undefined): string {
-  // An image can have more than one action in a run, e.g. a mark and its usage report.
-  const actionsById = new Map<string, ActionOutcome[]>();
-  for (const outcome of report.actions) {
-    actionsById.set(outcome.action.imageId, [...(actionsById.get(outcome.action.imageId) ?? []), outcome]);
-  }
-  const scheduledById = new Map(report.scheduled.map((entry) => [entry.imageId, entry]));
-  const deferredById = new Map(report.deferred.map((entry) => [entry.imageId, entry]));
-
-  const rows = report.decisions.map((decision) => {
-    const outcomes = actionsById.get(decision.imageId) ?? [];
-    const scheduled = scheduledById.get(decision.imageId);
-    const deferred = deferredById.get(decision.imageId);
-    let action = '-';
-    if (outcomes.length > 0)
-      action = outcomes.map((outcome) => describeAction(outcome, report.mode)).join(', ');
-    else if (scheduled) action = scheduledLabel(scheduled.removeAfter, scheduled.next, 'deregister');
-    else if (deferred) action = 'deferred (cap)';
-    const reason = [decision.reason, ...outcomes.flatMap(imageNotes)].filter(Boolean).join(' | ');
-    return [decision.imageId, decision.name, decision.verdict, action, decision.rule, reason];
-  });
-
   const headers = ['IMAGE', 'NAME', 'VERDICT', 'ACTION', 'RULE', 'REASON'];
   const lines = [
     `${title(report)}`,
     '',
-    ...table(headers, sortRows(rows), width),
+    ...table(headers, sortRows(imageRows(report)), width),
     '',
     ...section(
       'Findings',
@@ -64,6 +43,33 @@ export function renderReport(report: RunReport, width: number | undefined): stri
     summary(report),
   ];
   return lines.join('\n');
+}
+
+/**
+ * One row per image, as the table shows it: id, name, verdict, action, rule, reason. The values
+ * are raw (names and reasons as the resource has them): the caller makes them printable or escapes them.
+ */
+export function imageRows(report: RunReport): string[][] {
+  // An image can have more than one action in a run, e.g. a mark and its usage report.
+  const actionsById = new Map<string, ActionOutcome[]>();
+  for (const outcome of report.actions) {
+    actionsById.set(outcome.action.imageId, [...(actionsById.get(outcome.action.imageId) ?? []), outcome]);
+  }
+  const scheduledById = new Map(report.scheduled.map((entry) => [entry.imageId, entry]));
+  const deferredById = new Map(report.deferred.map((entry) => [entry.imageId, entry]));
+
+  return report.decisions.map((decision) => {
+    const outcomes = actionsById.get(decision.imageId) ?? [];
+    const scheduled = scheduledById.get(decision.imageId);
+    const deferred = deferredById.get(decision.imageId);
+    let action = '-';
+    if (outcomes.length > 0)
+      action = outcomes.map((outcome) => describeAction(outcome, report.mode)).join(', ');
+    else if (scheduled) action = scheduledLabel(scheduled.removeAfter, scheduled.next, 'deregister');
+    else if (deferred) action = 'deferred (cap)';
+    const reason = [decision.reason, ...outcomes.flatMap(imageNotes)].filter(Boolean).join(' | ');
+    return [decision.imageId, decision.name, decision.verdict, action, decision.rule, reason];
+  });
 }
 
 export function summary(report: RunReport): string {
@@ -126,12 +132,36 @@ function asksForUsageReport(outcome: ActionOutcome): boolean {
 /** Snapshots in use by an image are the normal case; listing them would bury the ones that matter. */
 function snapshotTable(report: RunReport, width: number | undefined): string[] {
   if (report.snapshotDecisions.length === 0) return [];
+  const acted = new Set(report.snapshotActions.map((o) => o.action.snapshotId));
+  const shown = report.snapshotDecisions.filter((d) => d.rule !== 'in-use' || acted.has(d.snapshotId));
+  const rows = snapshotRows(report, shown);
+  const hidden = report.snapshotDecisions.length - shown.length;
+  return [
+    ...table(
+      ['SNAPSHOT', 'SIZE', 'VERDICT', 'ACTION', 'RULE', 'REASON'],
+      sortRows(rows, SNAPSHOT_ORDER),
+      width,
+    ),
+    ...(hidden > 0 ? [`(${hidden} more snapshots are in use by images and are not listed)`] : []),
+    '',
+  ];
+}
+
+export const SNAPSHOT_ORDER = ['orphan', 'keep'] as const;
+
+/**
+ * One row per snapshot decision (all of them unless `decisions` narrows it): id, size, verdict,
+ * action, rule, reason; raw values, as imageRows.
+ */
+export function snapshotRows(
+  report: RunReport,
+  decisions: RunReport['snapshotDecisions'] = report.snapshotDecisions,
+): string[][] {
   const actions = new Map(report.snapshotActions.map((o) => [o.action.snapshotId, o]));
   const scheduled = new Map(report.snapshotScheduled.map((entry) => [entry.snapshotId, entry]));
   const deferred = new Set(report.snapshotDeferred.map((entry) => entry.snapshotId));
-  const shown = report.snapshotDecisions.filter((d) => d.rule !== 'in-use' || actions.has(d.snapshotId));
   const archiving = archiveStepOn(report);
-  const rows = shown.map((d) => {
+  return decisions.map((d) => {
     const outcome = actions.get(d.snapshotId);
     const entry = scheduled.get(d.snapshotId);
     let action = '-';
@@ -149,16 +179,6 @@ function snapshotTable(report: RunReport, width: number | undefined): string[] {
       .join(' | ');
     return [d.snapshotId, `${formatGiB(d.sizeGiB)} GiB`, d.verdict, action, d.rule, reason];
   });
-  const hidden = report.snapshotDecisions.length - shown.length;
-  return [
-    ...table(
-      ['SNAPSHOT', 'SIZE', 'VERDICT', 'ACTION', 'RULE', 'REASON'],
-      sortRows(rows, ['orphan', 'keep']),
-      width,
-    ),
-    ...(hidden > 0 ? [`(${hidden} more snapshots are in use by images and are not listed)`] : []),
-    '',
-  ];
 }
 
 /**
@@ -166,7 +186,7 @@ function snapshotTable(report: RunReport, width: number | undefined): string[] {
  * only its traces: an archive in this run, or scheduled entries, which name their next step
  * exactly when a step is on. Without either, the default (delete) is assumed.
  */
-function archiveStepOn(report: RunReport): boolean {
+export function archiveStepOn(report: RunReport): boolean {
   return (
     report.snapshotActions.some((o) => o.action.kind === 'archive') ||
     report.snapshotScheduled.some((entry) => entry.next !== undefined)
@@ -195,7 +215,7 @@ function recoveryNote(recovery: Recovery): string {
     : `not recoverable: ${recovery.reason}`;
 }
 
-function snapshotSummary(report: RunReport): string {
+export function snapshotSummary(report: RunReport): string {
   const t = report.totals;
   const head = `Snapshots: ${t.snapshots} examined, ${t.orphans} orphans, ${t.snapshotsKept} kept`;
   const archives = (statuses: readonly string[]) =>
@@ -213,13 +233,9 @@ function snapshotSummary(report: RunReport): string {
   );
 }
 
-function costSummary(report: RunReport): string {
+export function costSummary(report: RunReport): string {
   const { cost } = report;
   const amount = `$${cost.estimatedMonthlySavingUsd.toFixed(2)}/month`;
-  const what =
-    cost.reclaimedGiB > 0
-      ? `reclaimed ${formatGiB(cost.reclaimedGiB)} GiB`
-      : `would reclaim ${formatGiB(cost.reclaimableGiB)} GiB`;
   const later = cost.scheduledGiB > 0 ? `; ${formatGiB(cost.scheduledGiB)} GiB more scheduled` : '';
   const moved = report.mode === 'apply' && !report.dryRun ? 'moved' : 'would move';
   const archived =
@@ -229,10 +245,60 @@ function costSummary(report: RunReport): string {
   const binned = cost.billedInRecycleBinUntil
     ? `; removals kept in the Recycle Bin are billed until ${cost.billedInRecycleBinUntil.slice(0, 10)}, so the saving starts then`
     : '';
-  return `Estimated saving: ${what}, up to ${amount}${later}${archived}${binned} (an upper bound: snapshots are incremental).`;
+  return `Estimated saving: ${reclaimText(report)}, up to ${amount}${later}${archived}${binned} (an upper bound: snapshots are incremental).`;
 }
 
-function formatGiB(value: number): string {
+/**
+ * What the run removes, images and orphaned snapshots counted apart. An apply counts only what
+ * succeeded, in the past tense; a plan (or a dry run) what it would remove.
+ */
+export function reclaimed(report: RunReport): {
+  applied: boolean;
+  images: number;
+  imageSnapshots: number;
+  imageSnapshotsGiB: number;
+  orphans: number;
+  orphansGiB: number;
+  gib: number;
+} {
+  const applied = report.mode === 'apply' && !report.dryRun;
+  const sizes = new Map(report.snapshotDecisions.map((d) => [d.snapshotId, d.sizeGiB]));
+  const would = (status: string) => status === 'planned' || status === 'dry-run';
+  const removals = report.actions.filter(
+    (o) => o.action.kind === 'deregister' && (applied ? o.status === 'done' : would(o.status)),
+  );
+  const imageSnapshotIds = removals.flatMap((o) =>
+    applied
+      ? o.snapshots.filter((s) => s.status === 'deleted').map((s) => s.snapshotId)
+      : (o.action.snapshotIds ?? []),
+  );
+  const deletions = report.snapshotActions.filter(
+    (o) => o.action.kind === 'delete' && (applied ? o.status === 'done' : would(o.status)),
+  );
+  const round = (value: number) => Math.round(value * 100) / 100;
+  return {
+    applied,
+    images: removals.length,
+    imageSnapshots: imageSnapshotIds.length,
+    imageSnapshotsGiB: round(imageSnapshotIds.reduce((sum, id) => sum + (sizes.get(id) ?? 0), 0)),
+    orphans: deletions.length,
+    orphansGiB: round(deletions.reduce((sum, o) => sum + o.action.sizeGiB, 0)),
+    gib: applied ? report.cost.reclaimedGiB : report.cost.reclaimableGiB,
+  };
+}
+
+function reclaimText(report: RunReport): string {
+  const r = reclaimed(report);
+  const images = `${plural(r.images, 'image')}${r.applied ? ' deregistered' : ''} (${plural(r.imageSnapshots, 'snapshot')}, ${formatGiB(r.imageSnapshotsGiB)} GiB)`;
+  const orphans = `${plural(r.orphans, 'orphaned snapshot')}${r.applied ? ' deleted' : ''} (${formatGiB(r.orphansGiB)} GiB)`;
+  return `${r.applied ? 'reclaimed' : 'would reclaim'} ${formatGiB(r.gib)} GiB from ${images} and ${orphans}`;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+export function formatGiB(value: number): string {
   return Number.isInteger(value) ? String(value) : value.toFixed(1);
 }
 
@@ -254,7 +320,7 @@ export function renderAudit(report: AccountAuditReport, width: number | undefine
   ].join('\n');
 }
 
-function title(report: RunReport): string {
+export function title(report: RunReport): string {
   const mode = report.mode === 'plan' ? 'Plan (read-only)' : report.dryRun ? 'Apply (dry run)' : 'Apply';
   return printable(
     `${mode} for account ${report.accountId} in ${report.region} as of ${report.asOf.slice(0, 10)}`,
@@ -302,7 +368,7 @@ function imageNotes(outcome: ActionOutcome): string[] {
 }
 
 /** Removal candidates first, then by name (or id), so the rows that matter lead. */
-function sortRows(rows: string[][], order: readonly string[] = ['expire', 'keep']): string[][] {
+export function sortRows(rows: string[][], order: readonly string[] = ['expire', 'keep']): string[][] {
   const rank = (row: string[]) => {
     const index = order.indexOf(row[2] ?? '');
     return index < 0 ? order.length : index;

@@ -485,11 +485,13 @@ describe('a run over several targets', () => {
     expect(result.code, result.stderr).toBe(EXIT.ok);
     expect(result.stderr.match(/Proceed with all of them\?/g)).toHaveLength(1);
     expect(result.stderr).toContain('About to change 4 account-Regions:');
-    expect(result.stderr).toContain(`  ${MEMBER} us-east-1: mark 0, deregister 1, unmark 0 images`);
+    expect(result.stderr).toContain(
+      `  ${MEMBER} us-east-1: images mark 0, deregister 1, unmark 0; snapshots mark 0, delete 0, unmark 0`,
+    );
     for (const account of accounts.values()) expect(account.images.size).toBe(1);
   });
 
-  it('declining the question changes no target', async () => {
+  it('declining the question changes no target and exits 4; --json still prints the plans', async () => {
     // Prepare
     const { deps, accounts } = fakeRuntime();
 
@@ -501,7 +503,8 @@ describe('a run over several targets', () => {
     );
 
     // Assess
-    expect(result.code).toBe(EXIT.ok);
+    expect(result.code).toBe(EXIT.declined);
+    expect(result.stderr).toContain('Not confirmed: nothing changed.');
     const document = JSON.parse(result.stdout) as TargetsDocument;
     for (const entry of document.targets) {
       expect(entry.report?.warnings).toContain('apply was not confirmed: nothing was changed');
