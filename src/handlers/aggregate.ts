@@ -15,7 +15,9 @@ import {
   type TargetSummary,
 } from '../core/org-digest.ts';
 import type { Log, StateStore } from '../core/ports.ts';
+import { type MetricsPort, organisationMetrics } from '../core/run-metrics.ts';
 import { logger } from '../logger.ts';
+import { lambdaMetrics } from '../metrics.ts';
 import {
   boundedNotifier,
   createSlackNotifier,
@@ -94,6 +96,8 @@ export interface AggregateDependencies {
   state: StateStore;
   policy: Pick<Policy, 'digest'>;
   log: Log;
+  /** The organisation run's figures in CloudWatch; only the Lambda publishes them. */
+  metrics?: MetricsPort;
 }
 
 /**
@@ -148,6 +152,7 @@ export function makeAggregateHandler(deps: AggregateDependencies) {
       notifier,
       log: deps.log,
     });
+    deps.metrics?.publish(organisationMetrics(digest), { runId: run.runId });
     deps.log.info('organisation digest', {
       runId: run.runId,
       digest: outcome,
@@ -174,6 +179,7 @@ async function defaultDependencies(): Promise<AggregateDependencies> {
     state: createSsmStateStore({ prefix: env.stateParameterPrefix }),
     policy,
     log: logger,
+    metrics: lambdaMetrics,
   };
 }
 

@@ -10,8 +10,10 @@ import { reachesBeyondHome, readEventEnvironment, readTargetSpec } from '../conf
 import type { Policy } from '../config/policy.ts';
 import { type AuditOutcome, auditImageEvent } from '../core/image-audit.ts';
 import type { ImageActionsPort, Log, SharingPort } from '../core/ports.ts';
+import { imageEventMetrics, type MetricsPort } from '../core/run-metrics.ts';
 import { type ImageEvent, parseImageEvent } from '../events/image-event.ts';
 import { logger } from '../logger.ts';
+import { lambdaMetrics } from '../metrics.ts';
 import {
   boundedNotifier,
   createSlackNotifier,
@@ -40,6 +42,8 @@ export interface ImageEventDependencies {
    */
   targets?: EventTargets;
   log: Log;
+  /** CloudWatch metrics of each audited event; only the Lambda publishes them. */
+  metrics?: MetricsPort;
 }
 
 /**
@@ -57,6 +61,27 @@ export type ImageEventResult =
   | { status: 'rejected' | 'ignored' | 'failed-call'; reason: string };
 
 export function makeImageEventHandler(deps: ImageEventDependencies) {
+  const audit = auditEvent(deps);
+  return async (
+    event: unknown,
+    context: ImageEventContext,
+    options?: { signal?: AbortSignal },
+  ): Promise<ImageEventResult> => {
+    deps.metrics?.startInvocation();
+    const result = await audit(event, context, options);
+    deps.metrics?.publish(
+      imageEventMetrics({
+        status: result.status,
+        findings: 'findings' in result ? result.findings : [],
+        remediation: 'remediation' in result ? result.remediation : undefined,
+        throttledCalls: deps.metrics.throttledCalls(),
+      }),
+    );
+    return result;
+  };
+}
+
+function auditEvent(deps: ImageEventDependencies) {
   return async (
     event: unknown,
     context: ImageEventContext,
@@ -240,6 +265,7 @@ async function defaultDependencies(): Promise<ImageEventDependencies> {
     dryRun: env.dryRun,
     region: env.region,
     log: logger,
+    metrics: lambdaMetrics,
   };
 }
 

@@ -26,11 +26,13 @@ import {
 } from '../core/continuation.ts';
 import { clip, MAX_REASON_CHARS, summarizeTarget, type TargetSummary } from '../core/org-digest.ts';
 import type { Log } from '../core/ports.ts';
+import { type MetricsPort, sweepMetrics } from '../core/run-metrics.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { lockClaim, SweepBusyError, type SweepLockPort, withSweepLock } from '../core/sweep-lock.ts';
 import type { ResolvedTarget } from '../core/targets.ts';
 import { errorCode, errorMessage } from '../errors.ts';
 import { logger } from '../logger.ts';
+import { lambdaMetrics } from '../metrics.ts';
 import { createSlackNotifier, webhookFromSsm } from '../notify/slack.ts';
 import { alertOnTrail, boundedAlerts, type SweepAlerts, scopedState, sweepPorts } from './sweep-ports.ts';
 
@@ -113,6 +115,8 @@ export interface SweepTargetDependencies {
   log: Log;
   /** One sweep of an account-Region at a time: a target another run is sweeping is retried later. */
   lock?: SweepLockPort;
+  /** CloudWatch metrics of each invocation; only the Lambda publishes them. */
+  metrics?: MetricsPort;
 }
 
 export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
@@ -122,9 +126,12 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
     options?: { signal?: AbortSignal },
   ): Promise<SweepTargetOutput> => {
     const realNow = deps.clock();
+    deps.metrics?.startInvocation();
     const { target, runId, asOf, previous } = acceptInput(event, realNow);
     const remainingMs = () => context.getRemainingTimeInMillis();
     let report: Awaited<ReturnType<typeof runSweep>>;
+    /** This invocation's own report, before continueReport adds the earlier invocations'. */
+    let ran: Awaited<ReturnType<typeof runSweep>>;
     try {
       const ports = await deps.ports(target, options?.signal);
       const sweep = () =>
@@ -148,7 +155,7 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
         now: realNow,
         remainingMs: remainingMs(),
       });
-      const ran = deps.lock ? await withSweepLock(deps.lock, claim, deps.log, sweep) : await sweep();
+      ran = deps.lock ? await withSweepLock(deps.lock, claim, deps.log, sweep) : await sweep();
       report = continueReport(ran, previous, runId);
     } catch (error) {
       // Its own name, so the state machine retries it later instead of recording a failure at once.
@@ -162,6 +169,15 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
       );
     }
     deps.log.info('run report', { target, report });
+    const invocation = report.run?.invocation ?? 1;
+    deps.metrics?.publish(
+      sweepMetrics(ran, {
+        invocation,
+        durationMs: deps.clock().getTime() - realNow.getTime(),
+        throttledCalls: deps.metrics.throttledCalls(),
+      }),
+      { runId, invocation, accountId: target.accountId, region: target.region },
+    );
 
     const next = nextContinuation(report, true);
     if (next && next.invocation <= MAX_INVOCATIONS) {
@@ -280,6 +296,7 @@ async function defaultDependencies(): Promise<SweepTargetDependencies> {
     dryRun: env.dryRun,
     clock: () => new Date(),
     log: logger,
+    metrics: lambdaMetrics,
     ...(env.lockTable ? { lock: createDynamoSweepLock({ tableName: env.lockTable, log: logger }) } : {}),
   };
 }

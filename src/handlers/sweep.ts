@@ -13,9 +13,11 @@ import { continueReport } from '../core/continuation.ts';
 import { sendDigest } from '../core/digest.ts';
 import type { Log } from '../core/ports.ts';
 import type { RunReport } from '../core/report.ts';
+import { type MetricsPort, sweepMetrics } from '../core/run-metrics.ts';
 import { runSweep, type SweepPorts } from '../core/sweep.ts';
 import { lockClaim, SweepBusyError, type SweepLockPort, withSweepLock } from '../core/sweep-lock.ts';
 import { logger } from '../logger.ts';
+import { lambdaMetrics } from '../metrics.ts';
 import { createSlackNotifier, webhookFromSsm } from '../notify/slack.ts';
 import { alertOnTrail, boundedAlerts, type SweepAlerts, sweepPorts } from './sweep-ports.ts';
 
@@ -62,6 +64,8 @@ export interface SweepDependencies {
   log: Log;
   /** One sweep of an account-Region at a time; a plan changes nothing and takes no lock. */
   lock?: SweepLockPort;
+  /** CloudWatch metrics of each apply; only the Lambda publishes them. */
+  metrics?: MetricsPort;
 }
 
 export type SweepResult = RunReport | { status: 'rejected' | 'busy'; reason: string };
@@ -73,6 +77,7 @@ export function makeSweepHandler(deps: SweepDependencies) {
     options?: { signal?: AbortSignal },
   ): Promise<SweepResult> => {
     const realNow = deps.clock();
+    deps.metrics?.startInvocation();
     const accepted = acceptEvent(event, realNow);
     if ('rejected' in accepted) {
       // A bad event will never become valid on retry, so it is dropped, not thrown.
@@ -125,6 +130,22 @@ export function makeSweepHandler(deps: SweepDependencies) {
         const digest = await sendDigest(report, { policy: deps.policy, ...alerts, log: deps.log });
         deps.log.info('sweep digest', { digest });
       }
+    }
+    // A plan, perhaps on a forecast clock, must neither feed the dashboard nor pass for a heartbeat.
+    if (deps.metrics && accepted.mode === 'apply') {
+      deps.metrics.publish(
+        sweepMetrics(ran, {
+          invocation: 1,
+          durationMs: deps.clock().getTime() - realNow.getTime(),
+          throttledCalls: deps.metrics.throttledCalls(),
+        }),
+        {
+          runId: accepted.runId,
+          accountId: report.accountId,
+          region: report.region,
+          dryRun: String(report.dryRun),
+        },
+      );
     }
     return report;
   };
@@ -182,6 +203,7 @@ async function defaultDependencies(): Promise<SweepDependencies> {
     dryRun: env.dryRun,
     clock: () => new Date(),
     log: logger,
+    metrics: lambdaMetrics,
     ...(env.lockTable ? { lock: createDynamoSweepLock({ tableName: env.lockTable, log: logger }) } : {}),
   };
 }
