@@ -151,7 +151,7 @@ const MUTATING_APIS = new Set([
 ]);
 
 /**
- * EC2's published request token buckets, per API, per account and Region (PRODUCT.md §10). The
+ * EC2's published request token buckets, per API, per account and Region. The
  * simulator keeps its own table rather than the limiter's: it stands for AWS, not for our code.
  */
 export function ec2Bucket(api: string): Bucket | undefined {

@@ -5,7 +5,7 @@ import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
 
 /**
- * Starts and stops a real `moto_server` for the integration suite (PRODUCT.md §9).
+ * Starts and stops a real `moto_server` for the integration suite.
  *
  * Every describeWithMoto block gets its own server on a free port, so files never share state.
  * A missing moto skips the block loudly on a laptop, and fails the run in CI: a green CI build

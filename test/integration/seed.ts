@@ -2,7 +2,7 @@
  * Seeds a moto account through the real AWS SDK, the way an operator's account would look.
  *
  * What moto 5.2.1 actually does (probed with @aws-sdk v3.1169, server mode, MOTO_EC2_LOAD_DEFAULT_AMIS=false).
- * Anything marked "no" belongs in the aws-sdk-client-mock adapter tests instead (PRODUCT.md §9).
+ * Anything marked "no" belongs in the aws-sdk-client-mock adapter tests instead.
  *
  * Unimplemented calls
  *   moto answers with an HTML `500 Internal Server Error` page. The JS SDK surfaces it as a plain
