@@ -752,7 +752,9 @@ export function planChanges(plan: Plan): { images: string; snapshots: string } {
     (plan.snapshots?.actions ?? []).filter((action) => action.kind === kind).length;
   const optional = (entries: readonly [number, string][]) =>
     entries.filter(([n]) => n > 0).map(([n, label]) => `, ${label.replace('N', String(n))}`);
-  const reports = images('request-usage-report');
+  const reports =
+    images('request-usage-report') +
+    plan.actions.filter((action) => action.kind === 'mark' && action.requestUsageReport).length;
   const withImages = plan.actions.reduce((sum, action) => sum + (action.snapshotIds?.length ?? 0), 0);
   const imagePart =
     `mark ${images('mark')}, deregister ${images('deregister')}, unmark ${images('unmark')}` +

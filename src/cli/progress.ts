@@ -88,11 +88,24 @@ export class TerminalProgress implements ProgressPort {
     const parts = ORDER.flatMap((phase) => {
       const event = this.latest.get(phase);
       if (!event) return [];
-      if ('listed' in event) return [`${event.listed.toLocaleString('en-US')} ${event.phase} listed`];
-      return [`${LABELS[event.phase]} ${event.done}/${event.total}`];
+      if ('listed' in event) {
+        // A listing is complete once the phase that reads it has started.
+        const next = event.phase === 'images' ? 'references' : 'snapshot-shares';
+        const text = `${event.listed.toLocaleString('en-US')} ${event.phase} listed`;
+        return [{ text, finished: this.latest.has(next) }];
+      }
+      const text = `${LABELS[event.phase]} ${event.done}/${event.total}`;
+      return [{ text, finished: event.done >= event.total }];
     });
-    const text = parts.join(' · ');
-    const width = (this.stream.columns ?? 80) - 1;
+    // A terminal that does not say its width (0 or none) gets the common 80 columns.
+    const width = (this.stream.columns || 80) - 1;
+    const join = () => parts.map((entry) => entry.text).join(' · ');
+    // Too long: finished phases give way, earliest first, so those still under way stay in view.
+    for (let index = 0; join().length > width && index < parts.length; ) {
+      if (parts[index]?.finished && parts.length > 1) parts.splice(index, 1);
+      else index += 1;
+    }
+    const text = join();
     return text.length > width ? `${text.slice(0, Math.max(0, width - 1))}…` : text;
   }
 

@@ -515,6 +515,23 @@ describe('a run over several targets', () => {
     }
   });
 
+  it('declining in text prints that nothing changed and no target report', async () => {
+    // Prepare
+    const { deps, accounts } = fakeRuntime();
+
+    // Act
+    const result = await run(
+      deps,
+      ['apply', '--config', REMOVE_AT_ONCE, '--accounts', `${CALLER},${MEMBER}`],
+      'n',
+    );
+
+    // Assess
+    expect(result.code).toBe(EXIT.declined);
+    expect(result.stdout).toBe('Not confirmed: nothing changed.\n');
+    for (const account of accounts.values()) expect(account.calls).toEqual([]);
+  });
+
   it('apply without --yes off a terminal exits 64 before anything is read', async () => {
     // Prepare
     const { deps, factory } = fakeRuntime();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderAudit, renderReport } from '../../src/cli/render.ts';
-import { parsePolicy } from '../../src/config/policy.ts';
+import { MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
 import type { AccountAuditReport } from '../../src/core/account-audit.ts';
 import type { RunReport } from '../../src/core/report.ts';
 import { runSweep } from '../../src/core/sweep.ts';
@@ -376,6 +376,79 @@ describe('renderReport: the undo window', () => {
     );
     expect(row(text, snapshotId(account, 'snapshot-of-binned-image'))).toMatch(
       /keep\s+-\s+image-in-recycle-bin\s+its image ami-0bad000000000000c is in the Recycle Bin until \d{4}-\d{2}-\d{2}/,
+    );
+  });
+});
+
+describe('renderReport: what was reclaimed', () => {
+  const saving = (text: string) =>
+    text.split('\n').find((line) => line.startsWith('Estimated saving: ')) ?? '';
+
+  it('a plan says what it would reclaim, images and orphaned snapshots apart', async () => {
+    // Prepare
+    const { report } = await demoReport();
+
+    // Act
+    const line = saving(renderReport(report, undefined));
+
+    // Assess
+    expect(line).toContain(
+      'Estimated saving: would reclaim 28 GiB from 1 image (1 snapshot, 8 GiB) and 1 orphaned snapshot (20 GiB), up to $1.40/month',
+    );
+  });
+
+  it('an apply says what it reclaimed, in the past tense, from what succeeded', async () => {
+    // Prepare
+    const { report } = await demoReport({ mode: 'apply' });
+
+    // Act
+    const line = saving(renderReport(report, undefined));
+
+    // Assess
+    expect(line).toContain(
+      'Estimated saving: reclaimed 28 GiB from 1 image deregistered (1 snapshot, 8 GiB) and 1 orphaned snapshot deleted (20 GiB), up to $1.40/month',
+    );
+    expect(line).not.toContain('would');
+  });
+
+  it('an apply whose orphan deletion failed counts only the image it removed', async () => {
+    // Prepare
+    const { report } = await demoReport({
+      mode: 'apply',
+      prepare: (account) =>
+        account.failNext('deleteSnapshot', snapshotId(account, 'orphan-marked-earlier'), 'InternalError'),
+    });
+
+    // Act
+    const line = saving(renderReport(report, undefined));
+
+    // Assess
+    expect(report.snapshotActions.find((o) => o.action.kind === 'delete')?.status).toBe('failed');
+    expect(line).toContain(
+      'reclaimed 8 GiB from 1 image deregistered (1 snapshot, 8 GiB) and 0 orphaned snapshots deleted (0 GiB)',
+    );
+  });
+
+  it('an apply that removed nothing says so, not what it would reclaim', async () => {
+    // Prepare: nothing is past its grace period yet.
+    const { report } = await demoReport({
+      mode: 'apply',
+      prepare: (account) => {
+        for (const image of account.images.values()) {
+          const { [MARKED_AT_TAG]: _marked, ...tags } = image.tags;
+          account.images.set(image.imageId, { ...image, tags });
+        }
+        for (const snapshot of account.snapshots.values()) delete snapshot.tags[MARKED_AT_TAG];
+      },
+    });
+
+    // Act
+    const line = saving(renderReport(report, undefined));
+
+    // Assess
+    expect(report.totals.deregistered + report.totals.snapshotsDeleted).toBe(0);
+    expect(line).toContain(
+      'reclaimed 0 GiB from 0 images deregistered (0 snapshots, 0 GiB) and 0 orphaned snapshots deleted (0 GiB)',
     );
   });
 });
