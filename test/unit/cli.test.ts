@@ -448,7 +448,10 @@ describe('CLI: version and help', () => {
 
   it.each([
     { argv: ['help', 'plan'], first: /^ami-janitor plan \[options\] \[--html FILE\]: what a sweep would do/ },
-    { argv: ['apply', '--help'], first: /^ami-janitor apply \[options\] \[--html FILE\]: carries the plan out/ },
+    {
+      argv: ['apply', '--help'],
+      first: /^ami-janitor apply \[options\] \[--html FILE\]: carries the plan out/,
+    },
     { argv: ['help'], first: /^Usage: ami-janitor <command> \[options\]/ },
   ])('$argv prints help and exits 0', async ({ argv, first }) => {
     const result = await run(...argv);
