@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -347,6 +347,30 @@ describe('a run over several targets', () => {
     expect(document.targets[1]?.error).toMatch(/RequestLimitExceeded.*\(nothing was changed\)$/);
     expect(accounts.get(`${MEMBER} eu-west-1`)?.calls).toEqual([]);
     expect(accounts.get(`${CALLER} eu-west-1`)?.images.size).toBe(1);
+  });
+
+  it('--html over targets writes one page with a section per target, a failed one saying why', async () => {
+    // Prepare
+    const { deps } = fakeRuntime({ unreachable: [UNREACHABLE] });
+    const file = join(scratch, 'targets.html');
+
+    // Act
+    const result = await run(deps, [
+      'plan',
+      '--html',
+      file,
+      '--accounts',
+      `${CALLER},${MEMBER},${UNREACHABLE}`,
+    ]);
+
+    // Assess
+    expect(result.code).toBe(EXIT.factsUnavailable);
+    const page = readFileSync(file, 'utf8');
+    expect(page.match(/<section class="target"/g)).toHaveLength(3);
+    expect(page).toContain(`=== Account ${MEMBER} in eu-west-1 ===`);
+    expect(page).toMatch(/FAILED: AccessDenied: cannot assume/);
+    expect(page).not.toMatch(/<script/i);
+    expect(result.stdout).toContain('Targets: 2 ok, 1 failed');
   });
 
   it('failed actions in one target exit 1 while every target is ok', async () => {
