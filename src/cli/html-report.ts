@@ -320,7 +320,7 @@ const CHART = { width: 960, label: 250, row: 30, bar: 18, value: 150 };
 function familyChart(context: Context, prefix: string): Html {
   const bars = familyBars(context);
   const nowWord = context.applied ? 'removed this run' : 'this run';
-  const heading = html`<h2>Reclaimable GiB by family</h2>
+  const heading = html`<h2>${context.applied ? 'Reclaimed and reclaimable GiB by family' : 'Reclaimable GiB by family'}</h2>
 <p class="note">Snapshot storage freed by removing each family's images (only snapshots no other image uses), and orphaned snapshots: ${nowWord} and by later runs (marked, scheduled or deferred by the cap, if still eligible then). An upper bound: snapshots are incremental.</p>`;
   if (bars.length === 0) {
     return html`<section id="${prefix}families">${heading}<p class="empty">Nothing to reclaim.</p></section>`;
@@ -345,7 +345,7 @@ function familyChart(context: Context, prefix: string): Html {
   });
   const legendY = bars.length * CHART.row + 14;
   return html`<section id="${prefix}families">${heading}
-<svg class="chart" viewBox="0 0 ${CHART.width} ${height}" width="100%" role="img" aria-label="Reclaimable GiB by family">
+<svg class="chart" viewBox="0 0 ${CHART.width} ${height}" width="100%" role="img" aria-label="GiB by family">
 ${rows}
 <g class="legend"><rect x="${CHART.label}" y="${legendY - 10}" width="12" height="12" class="now"></rect><text x="${CHART.label + 18}" y="${legendY}">${nowWord}</text>
 <rect x="${CHART.label + 150}" y="${legendY - 10}" width="12" height="12" class="later"></rect><text x="${CHART.label + 168}" y="${legendY}">later runs</text></g>
@@ -556,7 +556,8 @@ nav.toc a { color: var(--now); text-decoration: none; }
 .card dt { font-weight: 600; color: var(--muted); text-transform: uppercase; font-size: 12px; letter-spacing: .04em; }
 .card dd { margin: 2px 0 0; }
 .card dd.big { font-size: 28px; font-weight: 650; }
-.summary p { margin: 6px 0; color: var(--muted); }
+.summary { margin-top: 14px; }
+.summary p { margin: 4px 0; color: var(--muted); }
 .warn, .failed { color: var(--expire); font-weight: 600; }
 .empty { color: var(--muted); font-style: italic; }
 svg.chart { max-width: 960px; display: block; }
@@ -574,7 +575,7 @@ details summary { cursor: default; }
 details ul { margin: 6px 0 0; padding-left: 18px; }
 details li { margin: 2px 0; }
 .gib { color: var(--muted); }
-.step { display: inline-block; min-width: 84px; font-size: 12px; font-weight: 600; color: var(--orphan); }
+.step { display: inline-block; min-width: 96px; font-size: 12px; font-weight: 600; color: var(--orphan); }
 .step-disable, .step-archive { color: var(--muted); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
 th, td { text-align: left; vertical-align: top; padding: 5px 8px; border-bottom: 1px solid var(--line); }

@@ -917,7 +917,8 @@ async function runTargets(
   if (options.html) {
     const sections = results.map(
       (result, index): HtmlReportSection => ({
-        heading: targetHeading(result.target),
+        // The text output's `=== … ===` frame is for a terminal; the page has real headings.
+        heading: targetHeading(result.target).replace(/^=== (.*) ===$/, '$1'),
         ...(result.report ? { report: result.report } : {}),
         ...(result.error ? { error: result.error } : {}),
         ...listings[index],

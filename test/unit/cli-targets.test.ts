@@ -367,7 +367,7 @@ describe('a run over several targets', () => {
     expect(result.code).toBe(EXIT.factsUnavailable);
     const page = readFileSync(file, 'utf8');
     expect(page.match(/<section class="target"/g)).toHaveLength(3);
-    expect(page).toContain(`=== Account ${MEMBER} in eu-west-1 ===`);
+    expect(page).toContain(`<h2 class="target-heading">Account ${MEMBER} in eu-west-1</h2>`);
     expect(page).toMatch(/FAILED: AccessDenied: cannot assume/);
     expect(page).not.toMatch(/<script/i);
     expect(result.stdout).toContain('Targets: 2 ok, 1 failed');
