@@ -290,19 +290,18 @@ export async function main(argv: string[], io: CliIo = processIo, deps: CliDeps 
   }
 
   if (declined) return notConfirmed(options, io, options.json ? JSON.stringify(report, null, 2) : undefined);
-  if (options.html) {
-    const written = await writeHtml(
-      options.html,
-      [{ report, ...listed, familyTags: policy.keepLatest.familyTags }],
-      io,
-    );
-    if (!written) return EXIT.cannotWrite;
-  }
+  // What the run did is printed first: a page that cannot be written must not hide it.
   io.stdout.write(
     options.json
       ? `${JSON.stringify(report, null, 2)}\n`
       : `${renderReport(report, io.stdout.isTTY ? io.stdout.columns : undefined)}\n`,
   );
+  if (
+    options.html &&
+    !(await writeHtml(options.html, [{ report, ...listed, familyTags: policy.keepLatest.familyTags }], io))
+  ) {
+    return EXIT.cannotWrite;
+  }
   return report.totals.failed > 0 || report.totals.snapshotsFailed > 0 || !report.complete
     ? EXIT.actionsFailed
     : EXIT.ok;
@@ -914,19 +913,6 @@ async function runTargets(
       options.json ? JSON.stringify(sweepTargetsDocument(results), null, 2) : undefined,
     );
   }
-  if (options.html) {
-    const sections = results.map(
-      (result, index): HtmlReportSection => ({
-        // The text output's `=== … ===` frame is for a terminal; the page has real headings.
-        heading: targetHeading(result.target).replace(/^=== (.*) ===$/, '$1'),
-        ...(result.report ? { report: result.report } : {}),
-        ...(result.error ? { error: result.error } : {}),
-        ...listings[index],
-        familyTags: policy.keepLatest.familyTags,
-      }),
-    );
-    if (!(await writeHtml(options.html, sections, io))) return EXIT.cannotWrite;
-  }
   io.stdout.write(
     options.json
       ? `${JSON.stringify(sweepTargetsDocument(results), null, 2)}\n`
@@ -940,6 +926,20 @@ async function runTargets(
           renderSweepTargets(results, mode, width),
         ].join('\n\n')}\n`,
   );
+  if (options.html) {
+    const sections = results.map(
+      (result, index): HtmlReportSection => ({
+        // The text output's `=== … ===` frame is for a terminal; the page has real headings.
+        heading: targetHeading(result.target).replace(/^=== (.*) ===$/, '$1'),
+        ...(result.report ? { report: result.report } : {}),
+        ...(result.error ? { error: result.error } : {}),
+        ...listings[index],
+        familyTags: policy.keepLatest.familyTags,
+      }),
+    );
+    // Printed first above: a page that cannot be written must not hide what the run did.
+    if (!(await writeHtml(options.html, sections, io))) return EXIT.cannotWrite;
+  }
   return worstExit(results);
 }
 

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type DefaultTreeAdapterMap, parse } from 'parse5';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type HtmlReportSection, renderHtmlReport } from '../../src/cli/html-report.ts';
-import { EXIT, main } from '../../src/cli/main.ts';
+import { type AccountPorts, type CliDeps, EXIT, main } from '../../src/cli/main.ts';
 import { parsePolicy } from '../../src/config/policy.ts';
 import type { RunReport } from '../../src/core/report.ts';
 import { runSweep } from '../../src/core/sweep.ts';
@@ -350,7 +350,10 @@ describe('renderHtmlReport', () => {
 });
 
 describe('ami-janitor plan --html FILE', () => {
-  async function run(...argv: string[]) {
+  async function run(...args: [CliDeps, ...string[]] | string[]) {
+    const [first, ...rest] = args;
+    const deps = typeof first === 'object' ? first : {};
+    const argv = typeof first === 'object' ? (rest as string[]) : (args as string[]);
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     const out: string[] = [];
@@ -358,7 +361,7 @@ describe('ami-janitor plan --html FILE', () => {
     stdout.setEncoding('utf8').on('data', (chunk: string) => out.push(chunk));
     stderr.setEncoding('utf8').on('data', (chunk: string) => err.push(chunk));
     const stdin = Object.assign(new PassThrough(), { isTTY: false });
-    const code = await main(argv, { stdout, stderr, stdin, env: {} });
+    const code = await main(argv, { stdout, stderr, stdin, env: {} }, deps);
     await new Promise((done) => setImmediate(done));
     return { code, stdout: out.join(''), stderr: err.join('') };
   }
@@ -417,6 +420,40 @@ describe('ami-janitor plan --html FILE', () => {
       expect(result.stdout).toBe('');
     },
   );
+
+  it('exits 73 when the page cannot be written after the run, having printed what the run did', async () => {
+    // Prepare: the path becomes a directory while the account is read, after the check.
+    const file = join(scratch, 'taken.html');
+    const account = new MemoryAccount(demoAccount(new Date()));
+    const list = account.listOwnedImages.bind(account);
+    account.listOwnedImages = async () => {
+      mkdirSync(file);
+      return list();
+    };
+    const ports: AccountPorts = {
+      inventory: account,
+      actions: account,
+      snapshots: account,
+      sharing: account,
+      trailHealth: { check: async (region) => ({ ok: true, region, reason: 'trail on' }) },
+      snapshotPorts: { inventory: account, sharing: account, actions: account },
+    };
+
+    // Act
+    const result = await run(
+      { accountPorts: async () => ports },
+      'plan',
+      '--region',
+      'eu-west-1',
+      '--html',
+      file,
+    );
+
+    // Assess
+    expect(result.code).toBe(EXIT.cannotWrite);
+    expect(result.stderr).toContain(`cannot write --html ${file}`);
+    expect(result.stdout).toMatch(/^Plan: /m);
+  });
 
   it('is a usage error for audit', async () => {
     // Act
