@@ -16,7 +16,8 @@
 //   ValidateTemplate accepts all of them, and the stack operations below still check the template.
 // - The template URL osls hands CloudFormation (https://s3.amazonaws.com/<bucket>/<key>) is
 //   rewritten to the same object on the endpoint. moto reads such a path-style URL only when it
-//   contains `localhost`, so use http://localhost:<port> for moto, not 127.0.0.1.
+//   contains `localhost` (else it takes the host's first label for the bucket), so a loopback
+//   address is written as localhost there; the emulator looks the object up, it fetches nothing.
 //
 // - What the template reads from a resource moto's CloudFormation does not create is written in
 //   as AWS would answer it. moto skips AWS::CloudWatch::Alarm (and AWS::Lambda::EventInvokeConfig,
@@ -44,8 +45,9 @@ function emulatorEndpoint(env = process.env) {
 
 /** `https://<s3 host>/<bucket>/<key>` as the same object on the emulator. */
 function templateUrlOn(endpoint, templateUrl) {
-  const { pathname } = new URL(templateUrl);
-  return `${endpoint}${pathname}`;
+  const url = new URL(endpoint);
+  if (['127.0.0.1', '[::1]'].includes(url.hostname)) url.hostname = 'localhost';
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}${new URL(templateUrl).pathname}`;
 }
 
 /**
