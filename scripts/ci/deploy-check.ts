@@ -43,7 +43,7 @@ const TEMPLATE = join(ROOT, '.serverless', 'cloudformation-template-update-stack
 /** The redeploy's param, and what the schedule rule must then say. */
 const CHANGED_SCHEDULE = 'rate(2 days)';
 /** One deploy on 2 busy cores takes under half a minute; a hang takes forever. */
-const STEP_DEADLINE_MS = 240_000;
+const STEP_DEADLINE_MS = 180_000;
 const MOTO_START_MS = 30_000;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
