@@ -10,21 +10,21 @@
 // - osls's v2 SDK is pointed at the endpoint, with path-style S3 addressing (an emulator serves
 //   buckets under its one host, not as <bucket>.s3.amazonaws.com);
 // - CloudFormation's ValidateTemplate is skipped. moto answers it by running cfn-lint and fails on
-//   any finding, warnings included. Some are in what the framework generates (a function with its
-//   own role depends on that role twice over, W3005) or come from params left empty by default
-//   (a conditional resource's empty ARN, E3510; conditions comparing literals, W8003); AWS's own
-//   ValidateTemplate accepts all of them, and the stack operations below still check the template.
+//   any finding, warnings included. This template has some that AWS's ValidateTemplate accepts:
+//   what the framework generates (a function given its own role also DependsOn that role, W3005),
+//   what params left empty by default give (a conditional resource's empty ARN, E3510; conditions
+//   comparing literals, W8003), and a Succeed state's OutputPath, which ASL allows (E3601). The
+//   stack operations themselves still refuse a template the emulator cannot deploy.
 // - The template URL osls hands CloudFormation (https://s3.amazonaws.com/<bucket>/<key>) is
 //   rewritten to the same object on the endpoint. moto reads such a path-style URL only when it
 //   contains `localhost` (else it takes the host's first label for the bucket), so a loopback
 //   address is written as localhost there; the emulator looks the object up, it fetches nothing.
-//
 // - What the template reads from a resource moto's CloudFormation does not create is written in
 //   as AWS would answer it. moto skips AWS::CloudWatch::Alarm (and AWS::Lambda::EventInvokeConfig,
 //   which nothing reads) and lists it with no type; the dashboard's `${<alarm>.Arn}` would then
 //   fail the whole stack. This runs last before the template is saved, when emulating only.
 //
-// serverless-localstack exists for this, but it only works with a `localhost` URL and then hangs.
+// serverless-localstack was tried first: it works only with a `localhost` URL, and then hangs.
 
 /** Hosts of AWS's own endpoints, for which this plugin stays inert. */
 const AWS_HOST = /(^|\.)amazonaws\.com(\.cn)?$|(^|\.)(c2s\.ic|sc2s\.sgov)\.gov$/;
@@ -128,7 +128,7 @@ class EmulatorPlugin {
     const request = provider.request.bind(provider);
     provider.request = async (service, method, params, options) => {
       if (service === 'CloudFormation' && method === 'validateTemplate') {
-        log.info(`Emulator: ValidateTemplate skipped (moto lints the template and fails on warnings)`);
+        log.info('Emulator: ValidateTemplate skipped (moto lints the template and fails on warnings)');
         return {};
       }
       if (service === 'CloudFormation' && typeof params?.TemplateURL === 'string') {
