@@ -12,8 +12,9 @@
 //   written where osls looks (<handler path>.cjs), importing the bundle, and removed afterwards.
 //   A module that fails to initialise then fails the invocation, as on Lambda, with its error.
 // - serverless-esbuild keeps an esbuild context per bundle, whose service child process keeps
-//   Node alive. The plugin disposes of them only after a successful invocation; after a failure
-//   the command would never exit. Here esbuild is stopped in both cases.
+//   Node alive. It disposes of them once the invocation step is over, but not when that step
+//   throws (a handler osls cannot load, say): the command then never exits. Here esbuild is
+//   stopped either way.
 //
 // `serverless package` and `deploy` run none of this. They only remove a shim an interrupted
 // invocation left in the bundle folder, since serverless-esbuild zips every file it finds there.
