@@ -6,9 +6,10 @@
 // Generic over the packaged template: every resource whose type moto's CloudFormation creates must
 // be listed by the stack and found by its service's API under its physical id, so a resource added
 // to serverless.yml or by a plugin is checked without touching this file. A type moto creates but
-// no check here knows fails the run, naming the type to add to CHECKS. What moto does not create
-// (it lists such a resource with neither a type nor a logical id: AWS::CloudWatch::Alarm,
-// AWS::Lambda::EventInvokeConfig, ...) is reported, and left to the package checks on the template.
+// no check here knows fails the run, naming the type to add to checksFor(). What moto does not
+// create (it lists such a resource with neither a type nor a logical id: AWS::CloudWatch::Alarm,
+// AWS::Lambda::EventInvokeConfig, ...) is counted and reported, what it names must be in the stack,
+// and the rest is left to the package checks on the template.
 // Every step has a deadline, so a hang fails CI instead of stalling it.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -474,7 +475,7 @@ async function checkStack(clients: Clients, creatable: Set<string>): Promise<Sub
     if (!find) {
       check(
         false,
-        `${id}: no API check for ${resource.Type} yet; add one to CHECKS in scripts/ci/deploy-check.ts`,
+        `${id}: no API check for ${resource.Type} yet; add one to checksFor() in scripts/ci/deploy-check.ts`,
       );
       continue;
     }
@@ -538,7 +539,7 @@ async function schedules(clients: Clients): Promise<string[]> {
 
 async function main(): Promise<void> {
   const port = await freePort();
-  // moto reads a path-style S3 template URL only with `localhost` in it (scripts/serverless/emulator.cjs).
+  // As the README has it; moto listens on 127.0.0.1 only.
   const endpoint = `http://localhost:${port}`;
   const moto = await startMoto(port);
   const stopMoto = () => moto.kill('SIGKILL');
