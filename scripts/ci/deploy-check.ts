@@ -539,7 +539,7 @@ async function schedules(clients: Clients): Promise<string[]> {
 
 async function main(): Promise<void> {
   const port = await freePort();
-  // As the README has it; moto listens on 127.0.0.1 only.
+  // moto listens on 127.0.0.1; localhost is how it wants the template URL (see emulator.cjs).
   const endpoint = `http://localhost:${port}`;
   const moto = await startMoto(port);
   const stopMoto = () => moto.kill('SIGKILL');
