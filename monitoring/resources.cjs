@@ -217,12 +217,18 @@ function monitoringResources(template, options) {
     TreatMissingData: 'notBreaching',
   });
 
-  resources.Dashboard = dashboard({ prefix, stage, functions, queues, machines, alarmIds });
+  // By name rather than GetAtt: the dashboard needs no alarm to exist first, and an emulator that
+  // does not create alarms can still create it.
+  const alarmArns = alarmIds.map(
+    (id) =>
+      `arn:\${AWS::Partition}:cloudwatch:\${AWS::Region}:\${AWS::AccountId}:alarm:${resources[id].Properties.AlarmName}`,
+  );
+  resources.Dashboard = dashboard({ prefix, stage, functions, queues, alarmArns });
   return resources;
 }
 
 /** `${Name}` placeholders of Fn::Sub, for what only CloudFormation knows: the Region and the ARNs. */
-function dashboard({ prefix, stage, functions, queues, alarmIds }) {
+function dashboard({ prefix, stage, functions, queues, alarmArns }) {
   const own = (name, extra = {}) => [METRICS_NAMESPACE, name, 'service', SERVICE, 'stage', stage, extra];
   const search = (name, dimension, stat) => ({
     expression: `SEARCH('{${METRICS_NAMESPACE},service,stage,${dimension}} MetricName="${name}" stage="${stage}"', '${stat}', 86400)`,
@@ -324,7 +330,7 @@ function dashboard({ prefix, stage, functions, queues, alarmIds }) {
       type: 'alarm',
       width: 24,
       height: 6,
-      properties: { title: 'Alarms', alarms: alarmIds.map((id) => `\${${id}.Arn}`) },
+      properties: { title: 'Alarms', alarms: alarmArns },
     },
   ];
   // Eight wide, three to a row, in order.

@@ -153,8 +153,14 @@ describe('the dashboard', () => {
       ]),
     );
     const alarmWidget = dashboard.widgets.find((widget) => widget.type === 'alarm');
-    const alarmIds = Object.keys(resources).filter((id) => id.endsWith('Alarm'));
-    expect(alarmWidget?.properties.alarms).toEqual(alarmIds.map((id) => `\${${id}.Arn}`));
+    const alarmNames = Object.entries(resources)
+      .filter(([id]) => id.endsWith('Alarm'))
+      .map(([, alarm]) => alarm.Properties.AlarmName);
+    expect(alarmWidget?.properties.alarms).toEqual(
+      alarmNames.map(
+        (name) => `arn:\${AWS::Partition}:cloudwatch:\${AWS::Region}:\${AWS::AccountId}:alarm:${name}`,
+      ),
+    );
   });
 
   it('names only metrics the code emits, and only placeholders CloudFormation can fill', () => {
@@ -165,9 +171,11 @@ describe('the dashboard', () => {
     const placeholders = new Set([...body.matchAll(/\$\{([^}]+)\}/g)].map((match) => match[1]));
     for (const placeholder of placeholders) {
       const [id] = (placeholder ?? '').split('.');
-      expect(id === 'AWS::Region' || id === undefined || id in TEMPLATE.Resources || id in resources).toBe(
-        true,
-      );
+      expect(
+        ['AWS::Region', 'AWS::Partition', 'AWS::AccountId'].includes(id ?? '') ||
+          (id ?? '') in TEMPLATE.Resources ||
+          (id ?? '') in resources,
+      ).toBe(true);
     }
   });
 

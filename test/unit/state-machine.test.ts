@@ -180,7 +180,12 @@ describe('the state machine definition (statemachine/sweep.asl.json)', () => {
       Choices: [{ Variable: '$.summary.status', StringEquals: 'continue', Next: 'SweepTarget' }],
       Default: 'TargetDone',
     });
-    expect(iteration.TargetDone).toEqual({ Type: 'Succeed', OutputPath: '$.summary' });
+    expect(iteration.TargetDone).toEqual({
+      Type: 'Pass',
+      Comment: expect.any(String),
+      OutputPath: '$.summary',
+      End: true,
+    });
   });
 
   it('bounds every task, the sweep-target task beyond its function timeout', () => {
