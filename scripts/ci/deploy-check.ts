@@ -28,6 +28,7 @@ import { DescribeEventBusCommand, DescribeRuleCommand, EventBridgeClient } from 
 import { GetRoleCommand, GetRolePolicyCommand, IAMClient } from '@aws-sdk/client-iam';
 import {
   GetFunctionCommand,
+  GetFunctionConfigurationCommand,
   GetPolicyCommand,
   LambdaClient,
   ListVersionsByFunctionCommand,
@@ -38,7 +39,8 @@ import { GetTopicAttributesCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const REGION = 'us-east-1';
+/** The README's deploy lines name this Region. */
+const REGION = 'eu-west-1';
 const STACK = 'ami-janitor-dev';
 const TEMPLATE = join(ROOT, '.serverless', 'cloudformation-template-update-stack.json');
 /** The redeploy's param, and what the schedule rule must then say. */
@@ -128,11 +130,42 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** The two `npx serverless deploy` lines of the README's Deploy section: the dry run, then the live one. */
+function readmeDeployLines(): [string, string] {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n## Deploy\n');
+  const end = readme.indexOf('\n## ', start + 1);
+  const lines = readme
+    .slice(start, end)
+    .split('\n')
+    .filter((line) => line.startsWith('npx serverless deploy '));
+  if (start === -1 || lines.length !== 2 || !lines[1]?.includes('dryRun=false')) {
+    throw new Error(
+      `README.md's Deploy section should show the dry-run and the live deploy line:\n${lines.join('\n')}`,
+    );
+  }
+  return [lines[0] as string, lines[1] as string];
+}
+
+/** A README line in bash, as a person would paste it. */
+function bashRun(line: string, env: NodeJS.ProcessEnv): Promise<number> {
+  return spawnRun('README line', 'bash', ['-c', line], env);
+}
+
 /** An npm script in its own process group, all of it killed at the deadline; returns seconds taken. */
-async function npmRun(label: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  console.log(`\n---- npm ${args.join(' ')}`);
+function npmRun(label: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return spawnRun(label, 'npm', args, env);
+}
+
+async function spawnRun(
+  label: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  console.log(`\n---- ${command} ${args.join(' ')}`);
   const started = Date.now();
-  const child = spawn('npm', args, { cwd: ROOT, env, stdio: 'inherit', detached: true });
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: 'inherit', detached: true });
   const { pid } = child;
   let timedOut = false;
   const killGroup = () => {
@@ -577,6 +610,23 @@ async function main(): Promise<void> {
         !before.includes(CHANGED_SCHEDULE),
       `EventBridge now says ${after.join(', ')}, the param's ${CHANGED_SCHEDULE}, where it said ${before.join(', ')}`,
     );
+
+    // The README's own deploy lines, as written: live, then back to a dry run.
+    const [dryRunLine, liveLine] = readmeDeployLines();
+    for (const [line, dryRun] of [
+      [liveLine, 'false'],
+      [dryRunLine, 'true'],
+    ] as const) {
+      timings.push(`README deploy ${(await bashRun(line, env)).toFixed(1)} s`);
+      const configuration = await clients.lambda.send(
+        new GetFunctionConfigurationCommand({ FunctionName: `${STACK}-sweep` }),
+      );
+      const value = configuration.Environment?.Variables?.AMI_JANITOR_DRY_RUN;
+      check(
+        value === dryRun,
+        `after \`${line.split('#')[0]?.trim()}\` the sweep's dry run is ${value} (expected ${dryRun})`,
+      );
+    }
 
     timings.push(`remove ${(await npmRun('remove', ['run', 'remove:local'], env)).toFixed(1)} s`);
     check((await stackStatus(clients)) === undefined, `stack ${STACK} is gone`);
