@@ -25,6 +25,7 @@ import { logger } from '../logger.ts';
 import type { Caller, Image } from '../model.ts';
 import { awsClients } from './clients.ts';
 import { makeCall } from './common.ts';
+import type { ApiLimiter } from './limiter.ts';
 import { isRetryableError, type RetryOptions } from './retry.ts';
 
 /**
@@ -47,6 +48,8 @@ interface CloudTrailDeps {
   signal?: AbortSignal;
   /** Test seams for backoff (sleep, random, maxAttempts). */
   retry?: Omit<RetryOptions, 'signal' | 'operation'>;
+  /** Paces each API below its token bucket; defaults to the process-wide limiter. */
+  limiter?: ApiLimiter;
   log?: Log;
 }
 
@@ -276,9 +279,12 @@ const creationRecordSchema = z.looseObject({
 });
 
 export interface CreatorLookupDeps extends CloudTrailDeps {
-  /** Waits between paced requests; injected in tests together with `now`. */
+  /**
+   * Waits between paced requests. Injected in tests: vitest's fake timers do not reach the
+   * default's node:timers/promises.
+   */
   sleep?: (ms: number) => Promise<void>;
-  /** Milliseconds since the epoch; injected in tests. */
+  /** Milliseconds since the epoch; default Date.now. */
   now?: () => number;
   /** Least time between two LookupEvents requests; default 500 (2 requests/s). */
   minIntervalMs?: number;

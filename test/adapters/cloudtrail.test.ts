@@ -14,7 +14,7 @@ import {
   LookupEventsCommand,
 } from '@aws-sdk/client-cloudtrail';
 import { mockClient } from 'aws-sdk-client-mock';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   backfillCreators,
   type CreatorLookupDeps,
@@ -23,6 +23,7 @@ import {
   createTrailHealthCheck,
   TrailCheckError,
 } from '../../src/adapters/cloudtrail.ts';
+import { ApiLimiter } from '../../src/adapters/limiter.ts';
 import type { Image } from '../../src/model.ts';
 import { awsError, recordingLog, recordingSleep } from './aws-fakes.ts';
 
@@ -105,6 +106,8 @@ function trailAnswers(
 function healthCheck(signal?: AbortSignal) {
   return createTrailHealthCheck({
     cloudTrail,
+    // Its own buckets, so no test waits on another's calls.
+    limiter: new ApiLimiter(),
     retry: { sleep: retrySleep.sleep, maxAttempts: 3, random: () => 0.5 },
     log,
     ...(signal ? { signal } : {}),
@@ -460,35 +463,52 @@ const BUILDER_USER = {
   userName: 'image-builder',
 };
 
-/** A clock that only moves when the code under test sleeps (or a test advances it). */
-function fakeClock(start = NOW.getTime()) {
-  let time = start;
-  const waits: number[] = [];
-  return {
-    waits,
-    now: () => time,
-    sleep: async (ms: number) => {
-      waits.push(ms);
-      time += ms;
-    },
-    advance: (ms: number) => {
-      time += ms;
-    },
+/**
+ * LookupEvents is paced in simulated time, so no test waits in real time: vitest's fake timers
+ * stand in for setTimeout, Date and performance.now, and move on to the next timer whenever nothing
+ * else is left to run. Everything that waits runs on them, as it would on the real clock: the
+ * lookup's own 500 ms interval, the production API limiter (LookupEvents: 2 requests/s, 80% of it
+ * ours) and the retry backoff. `sentAt` holds when each LookupEvents request went out, in ms from
+ * the start; `waits` and `retryWaits` what the lookup's pacing and the backoff waited.
+ */
+let paced: { sentAt: number[]; waits: number[]; retryWaits: number[]; limiter: ApiLimiter };
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: NOW });
+  vi.setTimerTickMode('nextTimerAsync');
+  paced = { sentAt: [], waits: [], retryWaits: [], limiter: new ApiLimiter() };
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** A wait on the fake timers, noted in `waits`. */
+function timerSleep(waits: number[]) {
+  return (ms: number) => {
+    waits.push(ms);
+    return new Promise<void>((resolve) => setTimeout(resolve, ms));
   };
 }
 
-let clock: ReturnType<typeof fakeClock>;
-
-beforeEach(() => {
-  clock = fakeClock();
-});
+/** The mocked client, noting when each LookupEvents request goes out. */
+function clientNotingSends(): CloudTrailClient {
+  const client = new CloudTrailClient({});
+  const send = client.send.bind(client) as (command: unknown, options?: unknown) => Promise<unknown>;
+  return Object.assign(client, {
+    send: (command: unknown, options?: unknown) => {
+      if (command instanceof LookupEventsCommand) paced.sentAt.push(Date.now() - NOW.getTime());
+      return send(command, options);
+    },
+  });
+}
 
 function creatorLookup(overrides: Partial<CreatorLookupDeps> = {}) {
   return createCreatorLookup({
-    cloudTrail,
-    now: clock.now,
-    sleep: clock.sleep,
-    retry: { sleep: retrySleep.sleep, maxAttempts: 3, random: () => 0.5 },
+    cloudTrail: clientNotingSends(),
+    sleep: timerSleep(paced.waits),
+    limiter: paced.limiter,
+    retry: { sleep: timerSleep(paced.retryWaits), maxAttempts: 3, random: () => 0.5 },
     log,
     ...overrides,
   });
@@ -619,21 +639,34 @@ describe('findCreator', () => {
       .commandCalls(LookupEventsCommand)
       .map((call) => call.args[0].input.NextToken);
     expect(tokens).toEqual([undefined, 'page-2-token']);
-    expect(clock.waits).toEqual([500]);
+    expect(paced.sentAt).toEqual([0, 500]);
   });
 
   it('paces requests at least 500 ms apart across lookups', async () => {
-    // Prepare
+    // Prepare: a limiter that holds nothing, so only the lookup's own pacing waits.
     cloudTrailMock.on(LookupEventsCommand).resolves({ Events: [] });
-    const lookup = creatorLookup();
+    const lookup = creatorLookup({ limiter: new ApiLimiter({ limits: () => undefined }) });
 
     // Act
     for (const imageId of ['ami-1', 'ami-2', 'ami-3']) await lookup.findCreator(imageId, NOW);
 
     // Assess
     expect(lookup.lookups).toBe(3);
-    expect(clock.waits).toEqual([500, 500]);
-    expect(clock.waits.reduce((sum, ms) => sum + ms, 0)).toBeGreaterThanOrEqual(1000);
+    expect(paced.waits).toEqual([500, 500]);
+    expect(paced.sentAt).toEqual([0, 500, 1000]);
+  });
+
+  it('keeps to the API limiter as well: 80% of 2 requests/s once its burst is spent', async () => {
+    // Prepare
+    cloudTrailMock.on(LookupEventsCommand).resolves({ Events: [] });
+    const lookup = creatorLookup();
+
+    // Act
+    for (let image = 1; image <= 6; image++) await lookup.findCreator(`ami-${image}`, NOW);
+
+    // Assess: 500 ms apart while the bucket's 1.6 tokens last, then one per 625 ms.
+    expect(paced.sentAt).toEqual([0, 500, 1000, 1500, 2125, 2750]);
+    expect(paced.limiter.waitedMs.get('LookupEvents')).toBe(250 + 375 + 500 + 625 + 625);
   });
 
   it('shares the pace between concurrent lookups and counts time already spent', async () => {
@@ -641,14 +674,15 @@ describe('findCreator', () => {
     cloudTrailMock.on(LookupEventsCommand).resolves({ Events: [] });
     const lookup = creatorLookup({ minIntervalMs: 500 });
     await lookup.findCreator('ami-0', NOW);
-    clock.advance(300);
+    await vi.advanceTimersByTimeAsync(300);
 
     // Act
     await Promise.all(['ami-1', 'ami-2', 'ami-3'].map((imageId) => lookup.findCreator(imageId, NOW)));
 
-    // Assess
+    // Assess: the first of them waits only what is left of the 500 ms.
     expect(lookup.lookups).toBe(4);
-    expect(clock.waits).toEqual([200, 500, 500]);
+    expect(paced.waits[0]).toBe(200);
+    expect(paced.sentAt).toEqual([0, 500, 1000, 1500]);
   });
 
   it('skips a malformed CloudTrailEvent with a debug log instead of throwing', async () => {
@@ -684,8 +718,8 @@ describe('findCreator', () => {
     // Assess
     expect(creator?.arn).toBe(SSO_ROLE);
     expect(lookup.lookups).toBe(2);
-    expect(retrySleep.delays).toEqual([100]);
-    expect(clock.waits).toEqual([500]);
+    expect(paced.retryWaits).toEqual([100]);
+    expect(paced.sentAt).toEqual([0, 500]);
   });
 
   it('ends the window just after the image was created, when told when that was', async () => {
@@ -791,7 +825,7 @@ describe('backfillCreators', () => {
       ['ami-mid', expect.objectContaining({ arn: `arn:aws:iam::${ACCOUNT}:user/creator-of-ami-mid` })],
     ]);
     expect(result.error).toBeUndefined();
-    expect(clock.waits).toEqual([500]);
+    expect(paced.sentAt).toEqual([0, 500]);
   });
 
   it('makes no call when max is 0 or every image is tagged or too old', async () => {
@@ -842,6 +876,7 @@ describe('backfillCreators', () => {
     // Assess
     expect(lookedUp()).toEqual(['ami-a', 'ami-a', 'ami-b']);
     expect(result.examined).toBe(2);
+    expect(paced.sentAt).toEqual([0, 500, 1000]);
   });
 
   it('stops at the first failed lookup and keeps what it found before', async () => {
