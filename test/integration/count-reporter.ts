@@ -12,8 +12,8 @@ interface Counts {
 }
 
 /**
- * Ends every run with plain `N passed, N failed, N skipped` lines: one for the moto-backed
- * integration tests alone, then one for the whole run. Without the first, a laptop with no moto
+ * Ends every run with plain `N passed, N failed, N skipped` lines: one for the integration tests
+ * alone (moto_server, and chromium for the HTML report), then one for the whole run. Without the first, a laptop with no moto
  * shows a green run that tested nothing but mocks; the plain format is what CI's log reader counts.
  * A file that failed to load counts as one failure, so a broken file can never read as "0 failed".
  */
@@ -26,7 +26,9 @@ export default class CountReporter implements Reporter {
 
     if (integration.passed + integration.failed + integration.skipped > 0) {
       const broken = integration.brokenFiles > 0 ? `, ${integration.brokenFiles} file(s) failed to load` : '';
-      lines.push(`moto integration tests, real moto_server on 127.0.0.1${broken}:`);
+      lines.push(
+        `integration tests, against a real moto_server on 127.0.0.1 and headless chromium${broken}:`,
+      );
       lines.push(`integration: ${format(integration)}`);
     }
     lines.push(`all: ${format(all)}`);
