@@ -1,9 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { NormalizedSchema } from '@smithy/core/schema';
 import { build, type Plugin } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -310,5 +311,58 @@ describe('clients bundled with and without the plugin', () => {
       $metadata: { httpStatusCode: 400, requestId: 'a1b2c3d4-5678-90ab-cdef-EXAMPLE11111' },
       Item: { lockKey: { S: '111122223333/eu-west-1' } },
     });
+  });
+});
+
+describe('the event-stream serde, left out of the bundles (esbuild.config.cjs)', () => {
+  /** `[client, command]` for every SDK command the sources construct, e.g. `['client-ssm', 'GetParameter']`. */
+  function sentCommands(): [string, string][] {
+    const sent = new Map<string, [string, string]>();
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) walk(path);
+        else if (entry.name.endsWith('.ts')) {
+          const text = readFileSync(path, 'utf8');
+          for (const [, names, client] of text.matchAll(
+            /import \{([^}]*)\} from '@aws-sdk\/(client-[a-z0-9-]+)'/g,
+          )) {
+            for (const [, command] of (names ?? '').matchAll(/\b([A-Z][A-Za-z0-9]+)Command\b/g)) {
+              if (client && command && text.includes(`new ${command}Command(`)) {
+                sent.set(`${client}:${command}`, [client, command]);
+              }
+            }
+          }
+        }
+      }
+    };
+    walk(resolve(import.meta.dirname, '../../src'));
+    return [...sent.values()];
+  }
+
+  it('is needed by no command the sources send: none streams events either way', async () => {
+    // Prepare
+    const commands = sentCommands();
+
+    // Act: an operation schema is `[9, namespace, name, traits, input, output]`.
+    const streaming: string[] = [];
+    for (const [client, command] of commands) {
+      const module = (await import(`@aws-sdk/${client}`)) as Record<string, unknown>;
+      const operation = module[`${command}$`] as unknown[] | undefined;
+      if (!operation) {
+        streaming.push(`${client} ${command}: no operation schema`);
+        continue;
+      }
+      for (const schema of [operation[4], operation[5]]) {
+        const member = NormalizedSchema.of(
+          schema as Parameters<typeof NormalizedSchema.of>[0],
+        ).getEventStreamMember();
+        if (member) streaming.push(`${client} ${command}: ${member}`);
+      }
+    }
+
+    // Assess
+    expect(commands.length).toBeGreaterThan(30);
+    expect(streaming).toEqual([]);
   });
 });
