@@ -2,17 +2,28 @@ import { createImageActions, createInventory } from '../../src/adapters/ec2.ts';
 import { ApiLimiter } from '../../src/adapters/limiter.ts';
 import { createSnapshotPorts } from '../../src/adapters/snapshots.ts';
 import { type Policy, parsePolicy } from '../../src/config/policy.ts';
+import {
+  type Continuation,
+  continueReport,
+  MAX_INVOCATIONS,
+  nextContinuation,
+} from '../../src/core/continuation.ts';
 import type { Log, LogExtra } from '../../src/core/ports.ts';
 import type { RunReport } from '../../src/core/report.ts';
 import { runSweep } from '../../src/core/sweep.ts';
 import { type AccountCounts, DEFAULT_AS_OF, generateAccount, type Intended, mulberry32 } from './account.ts';
+import { awsBucket } from './aws-rates.ts';
 import { evaluateReference, type ReferenceEvaluation } from './oracle.ts';
 import {
+  type AssociatedSnapshots,
+  type BackgroundLoad,
   type CallCounts,
   type ClockMode,
   callsBetween,
+  DEFAULT_BACKGROUND,
+  DEFAULT_LATENCY,
   Ec2Simulator,
-  ec2Bucket,
+  type Latency,
   type Redundancy,
   SimClock,
 } from './simulator.ts';
@@ -38,6 +49,12 @@ export interface BenchConfig {
   /** Each invocation's time budget in simulated ms; Infinity for none. */
   invocationMs?: number;
   asOf?: Date;
+  /** How long the simulated EC2 takes to answer; DEFAULT_LATENCY when absent. */
+  latency?: Latency;
+  /** Other tools drawing on the same buckets; DEFAULT_BACKGROUND when absent (share 0 for none). */
+  background?: BackgroundLoad;
+  /** Whether DeleteAssociatedSnapshots draws on the DeleteSnapshot bucket. */
+  associatedSnapshots?: AssociatedSnapshots;
 }
 
 /** A full sweep: live, grace period 7 days, caps high enough to remove everything eligible. */
@@ -72,14 +89,25 @@ export interface Invocation {
   limiterWaitMs: Record<string, number>;
   /** What the account held when the invocation started, evaluated by src's pure core. */
   reference: ReferenceEvaluation;
-  minimum: MinimumRow[];
-  /** Bound for the work this invocation actually did (see lowerBound). */
-  boundMs: number;
-  boundAtHeadroomMs: number;
-  /** Bound for everything the account needed when the invocation started. */
-  fullBoundMs: number;
   redundancy: Redundancy;
   warnings: number;
+}
+
+/** A run continued over invocations until the account is done, as the state machine runs it. */
+export interface Job {
+  invocations: Invocation[];
+  /** The report covering the whole run, built by src's own continueReport. */
+  combined?: RunReport;
+  /** The run's report says it is complete. */
+  complete: boolean;
+  /** Why the loop stopped, when it stopped short of a complete run. */
+  stopped?: string;
+  startMs: number;
+  /** Simulated ms from the first invocation's start to the last one's end. */
+  simulatedMs: number;
+  realMs: number;
+  /** What the account held before the job: the composition its minimum comes from. */
+  reference: ReferenceEvaluation;
 }
 
 export class Bench {
@@ -90,6 +118,9 @@ export class Bench {
   readonly policy: Policy;
   readonly asOf: Date;
   readonly invocationMs: number;
+  readonly latency: Latency;
+  readonly background: BackgroundLoad;
+  readonly associatedSnapshots: AssociatedSnapshots;
   readonly log = new QuietLog();
   readonly invocations: Invocation[] = [];
   /**
@@ -114,8 +145,15 @@ export class Bench {
     this.counts = account.counts;
     this.intended = account.intended;
     this.clock = new SimClock(config.scale ?? 50, config.clock ?? 'idle');
+    this.latency = config.latency ?? DEFAULT_LATENCY;
+    this.background = { seed: config.seed ?? 1, ...(config.background ?? DEFAULT_BACKGROUND) };
+    this.associatedSnapshots = config.associatedSnapshots ?? 'free';
     // The simulator takes the account over; nothing else keeps a copy, so RSS counts it once.
-    this.simulator = new Ec2Simulator(account, this.clock);
+    this.simulator = new Ec2Simulator(account, this.clock, {
+      latency: this.latency,
+      background: this.background,
+      associatedSnapshots: this.associatedSnapshots,
+    });
     this.invocationMs = config.invocationMs ?? INVOCATION_MS;
     this.limiter = new ApiLimiter({
       clock: this.clock,
@@ -199,9 +237,6 @@ export class Bench {
     }
     const wallMs = clock.now() - start;
     const cpu = process.cpuUsage(cpuStart);
-    const calls = callsBetween(before, simulator.calls());
-    const minimum = minimumCalls(reference, report, mode, policy);
-    const full = minimumCalls(reference, undefined, mode, policy);
     const invocation: Invocation = {
       index: this.invocations.length + 1,
       mode,
@@ -211,16 +246,12 @@ export class Bench {
       startMs: start,
       wallMs,
       cpuMs: (cpu.user + cpu.system) / 1000,
-      calls,
+      calls: callsBetween(before, simulator.calls()),
       retries,
       limiterWaitMs: Object.fromEntries(
         [...limiter.waitedMs].map(([api, ms]) => [api, ms - (waitedBefore.get(api) ?? 0)]),
       ),
       reference,
-      minimum,
-      boundMs: lowerBound(minimum),
-      boundAtHeadroomMs: lowerBound(minimum, limiter.headroom),
-      fullBoundMs: lowerBound(full),
       redundancy: {
         removedAgain: simulator.redundancy.removedAgain - redundancyBefore.removedAgain,
         markedAgain: simulator.redundancy.markedAgain - redundancyBefore.markedAgain,
@@ -232,13 +263,74 @@ export class Bench {
     return invocation;
   }
 
+  /**
+   * The whole job: apply invocations back to back, each handing its continuation to the next as the
+   * state machine does, until the run's report is complete (or MAX_INVOCATIONS, or three invocations
+   * in a row that change nothing). A failed invocation leaves its message on the queue: the same
+   * continuation is tried again.
+   */
+  async runJob(
+    options: { reference?: ReferenceEvaluation; onInvocation?: (invocation: Invocation) => void } = {},
+  ): Promise<Job> {
+    const reference = options.reference ?? this.reference();
+    const runId = 'bench-run';
+    const invocations: Invocation[] = [];
+    let previous: Continuation | undefined;
+    let combined: RunReport | undefined;
+    let stalled = 0;
+    let stopped: string | undefined;
+    const startMs = this.clock.now();
+    const realStart = performance.now();
+    for (let index = 1; index <= MAX_INVOCATIONS; index++) {
+      const invocation = await this.invoke('apply', index === 1 ? reference : undefined);
+      invocations.push(invocation);
+      options.onInvocation?.(invocation);
+      const report = invocation.report;
+      if (report) {
+        combined = continueReport(report, previous, runId);
+        previous = nextContinuation(combined, true);
+        if (!previous) break;
+      }
+      const t = report?.totals;
+      const progress = t ? t.deregistered + t.orphansDeleted + t.marked + t.unmarked : 0;
+      stalled = progress > 0 ? 0 : stalled + 1;
+      if (stalled >= 3) {
+        stopped = 'three invocations in a row made no progress';
+        break;
+      }
+      if (index === MAX_INVOCATIONS) stopped = `the run stopped at its ${MAX_INVOCATIONS}-invocation limit`;
+    }
+    return {
+      invocations,
+      ...(combined ? { combined } : {}),
+      complete: combined?.complete === true,
+      ...(stopped ? { stopped } : {}),
+      startMs,
+      simulatedMs: this.clock.now() - startMs,
+      realMs: performance.now() - realStart,
+      reference,
+    };
+  }
+
   close(): void {
     this.simulator.restore();
   }
 }
 
+/**
+ * What a report leaves undone: actions not reached, and orphans whose sharing was never read
+ * (decided `not-reached`), which are as far from deleted as an action never started.
+ */
+export function notReachedOf(report: RunReport | undefined): { actions: number; unread: number } {
+  if (!report) return { actions: 0, unread: 0 };
+  return {
+    actions: report.totals.notReached,
+    unread: report.snapshotDecisions.filter((decision) => decision.rule === 'not-reached').length,
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
-// Minimum calls
+// Minimum calls, from the account's composition
 
 /**
  * The sweep's two chains, which run side by side: images (references, then deregistrations) and
@@ -268,26 +360,24 @@ const ceil = (n: number, per: number) => Math.ceil(n / per);
 const FILTER_VALUES = 200;
 
 /**
- * The fewest calls per API a sweep of `reference` needs, for the actions `report` shows were
- * actually carried out (every planned action when no report is given: the whole job).
+ * The fewest calls per API one uninterrupted sweep of `reference` needs, from the account's
+ * composition alone (its images, snapshots, orphans and removal candidates, and the page sizes):
+ * in apply mode, every action its plan holds. Nothing here comes from what a run did, so a run
+ * that leaves work undone is measured against the work, not against itself.
  */
 export function minimumCalls(
   reference: ReferenceEvaluation,
-  report: RunReport | undefined,
   mode: 'plan' | 'apply',
   policy: Policy,
 ): MinimumRow[] {
-  const work = mode === 'apply' ? actionsDone(reference, report) : undefined;
+  const work = mode === 'apply' ? plannedWork(reference) : undefined;
   const imageList = Math.max(1, ceil(reference.images, 1000));
-  const reCheck = work ? ceil(work.deregistrationsPlanned, FILTER_VALUES) : 0;
+  const reCheck = work ? ceil(work.deregistrations, FILTER_VALUES) : 0;
   const snapshotList = Math.max(1, ceil(reference.snapshots, 1000));
-  const snapshotReCheck = work ? ceil(work.deletionsPlanned, FILTER_VALUES) : 0;
-  const imageSnapshotReCheck = work ? ceil(work.imageSnapshotsPlanned, FILTER_VALUES) : 0;
+  const snapshotReCheck = work ? ceil(work.orphanDeletions, FILTER_VALUES) : 0;
+  const imageSnapshotReCheck = work ? ceil(work.imageSnapshots, FILTER_VALUES) : 0;
   const volumeList =
     policy.snapshots.mode === 'all-unreferenced' ? Math.max(1, ceil(reference.volumes, 500)) : 0;
-  // Candidates left undecided (rule not-reached) had no share check: the next invocation reads them.
-  const undecided = report?.snapshotDecisions.filter((d) => d.rule === 'not-reached').length ?? 0;
-  const shareChecks = reference.orphanCandidates - undecided;
   const candidateReferences = ceil(reference.referenceCandidates, 10);
   const otherReferences = ceil(reference.images - reference.referenceCandidates, 10);
   const rows: MinimumRow[] = [
@@ -295,14 +385,14 @@ export function minimumCalls(
       api: 'GetCallerIdentity',
       decide: 1,
       act: 0,
-      formula: '1 per invocation (STS, not metered)',
+      formula: '1 (STS, not metered)',
       chains: { ...inImages(1), ...inSnapshots(1) },
     },
     {
       api: 'DescribeImages',
       decide: imageList,
       act: reCheck,
-      formula: '⌈images/1000⌉ + ⌈deregistrations planned/200⌉ (re-check: 200 ids per filter)',
+      formula: '⌈images/1000⌉ + ⌈deregistrations/200⌉ (re-check: 200 ids per filter)',
       chains: { ...inImages(imageList, reCheck), ...inSnapshots(imageList) },
     },
     {
@@ -346,7 +436,7 @@ export function minimumCalls(
       decide: snapshotList,
       act: snapshotReCheck + imageSnapshotReCheck,
       formula:
-        '⌈snapshots/1000⌉ + ⌈orphan deletions planned/200⌉ + ⌈snapshots of deregistrations planned/200⌉ (re-checks: 200 ids per filter)',
+        '⌈snapshots/1000⌉ + ⌈orphan deletions/200⌉ + ⌈snapshots of deregistrations/200⌉ (re-checks: 200 ids per filter)',
       chains: { ...inSnapshots(snapshotList, snapshotReCheck), ...inImages(0, imageSnapshotReCheck) },
     },
     {
@@ -365,10 +455,10 @@ export function minimumCalls(
     },
     {
       api: 'DescribeSnapshotAttribute',
-      decide: shareChecks,
+      decide: reference.orphanCandidates,
       act: 0,
-      formula: 'orphan candidates decided (sharing is the last check; the rest wait for the next invocation)',
-      chains: inSnapshots(shareChecks),
+      formula: 'orphan candidates: every orphan that passes all checks but sharing, read once',
+      chains: inSnapshots(reference.orphanCandidates),
     },
     {
       api: 'DescribeImageAttribute',
@@ -381,7 +471,7 @@ export function minimumCalls(
       api: 'CreateTags',
       decide: 0,
       act: work ? ceil(work.imageMarks, 1000) + ceil(work.snapshotMarks, 1000) : 0,
-      formula: '⌈images marked/1000⌉ + ⌈snapshots marked/1000⌉',
+      formula: '⌈images to mark/1000⌉ + ⌈snapshots to mark/1000⌉',
       chains: {
         ...inImages(0, work ? ceil(work.imageMarks, 1000) : 0),
         ...inSnapshots(0, work ? ceil(work.snapshotMarks, 1000) : 0),
@@ -391,7 +481,7 @@ export function minimumCalls(
       api: 'DeleteTags',
       decide: 0,
       act: work ? ceil(work.imageUnmarks, 1000) + ceil(work.snapshotUnmarks, 1000) : 0,
-      formula: '⌈images unmarked/1000⌉ + ⌈snapshots unmarked/1000⌉',
+      formula: '⌈images to unmark/1000⌉ + ⌈snapshots to unmark/1000⌉',
       chains: {
         ...inImages(0, work ? ceil(work.imageUnmarks, 1000) : 0),
         ...inSnapshots(0, work ? ceil(work.snapshotUnmarks, 1000) : 0),
@@ -401,28 +491,28 @@ export function minimumCalls(
       api: 'EnableImageDeprecation',
       decide: 0,
       act: work?.deprecationsSet ?? 0,
-      formula: 'images marked whose deprecation is ours to set (no batch API)',
+      formula: 'images to mark whose deprecation is ours to set (no batch API)',
       chains: inImages(0, work?.deprecationsSet ?? 0),
     },
     {
       api: 'DisableImageDeprecation',
       decide: 0,
       act: work?.deprecationsCancelled ?? 0,
-      formula: 'images unmarked whose deprecation was ours',
+      formula: 'images to unmark whose deprecation was ours',
       chains: inImages(0, work?.deprecationsCancelled ?? 0),
     },
     {
       api: 'DeregisterImage',
       decide: 0,
       act: work?.deregistrations ?? 0,
-      formula: 'images deregistered (snapshots go with DeleteAssociatedSnapshots)',
+      formula: 'images to deregister (their snapshots go with DeleteAssociatedSnapshots)',
       chains: inImages(0, work?.deregistrations ?? 0),
     },
     {
       api: 'DeleteSnapshot',
       decide: 0,
       act: work ? work.orphanDeletions + work.separateSnapshotDeletions : 0,
-      formula: 'orphans deleted + exclusive snapshots of deregistered images that also had a shared one',
+      formula: 'orphans to delete + own snapshots of images to deregister that keep or share another',
       chains: {
         ...inImages(0, work?.separateSnapshotDeletions ?? 0),
         ...inSnapshots(0, work?.orphanDeletions ?? 0),
@@ -432,88 +522,98 @@ export function minimumCalls(
   return rows;
 }
 
-interface ActionsDone {
-  deregistrationsPlanned: number;
-  /** Snapshots planned to go with their images: read again, 200 per call, before deregistering. */
-  imageSnapshotsPlanned: number;
+/** The actions in the plan of the account as it is before the job. */
+export interface PlannedWork {
   deregistrations: number;
+  /** Snapshots planned to go with their images: read again, 200 per call, before deregistering. */
+  imageSnapshots: number;
+  /** Own snapshots of deregistered images deleted by DeleteSnapshot (the image shares or keeps another). */
   separateSnapshotDeletions: number;
+  /** Own snapshots that go with their image through DeleteAssociatedSnapshots. */
+  associatedSnapshotDeletions: number;
   imageMarks: number;
   imageUnmarks: number;
   deprecationsSet: number;
   deprecationsCancelled: number;
-  deletionsPlanned: number;
   orphanDeletions: number;
   snapshotMarks: number;
   snapshotUnmarks: number;
 }
 
-/** What needed a call: the actions a report shows were carried out, or the whole plan. */
-function actionsDone(reference: ReferenceEvaluation, report: RunReport | undefined): ActionsDone {
+export function plannedWork(reference: ReferenceEvaluation): PlannedWork {
   const plan = reference.plan;
-  const snapshotPlan = plan.snapshots;
-  if (!report) {
-    const deregister = plan.actions.filter((a) => a.kind === 'deregister');
-    const marks = plan.actions.filter((a) => a.kind === 'mark');
-    const unmarks = plan.actions.filter((a) => a.kind === 'unmark');
-    const snapshotActions = snapshotPlan?.actions ?? [];
-    return {
-      deregistrationsPlanned: deregister.length,
-      imageSnapshotsPlanned: deregister.reduce((sum, a) => sum + (a.snapshotIds ?? []).length, 0),
-      deregistrations: deregister.length,
-      separateSnapshotDeletions: deregister
-        .filter((a) => (a.sharedSnapshotIds ?? []).length > 0)
-        .reduce((sum, a) => sum + (a.snapshotIds ?? []).length, 0),
-      imageMarks: marks.length,
-      imageUnmarks: unmarks.length,
-      deprecationsSet: marks.filter((a) => a.touchDeprecation).length,
-      deprecationsCancelled: unmarks.filter((a) => a.touchDeprecation).length,
-      deletionsPlanned: snapshotActions.filter((a) => a.kind === 'delete').length,
-      orphanDeletions: snapshotActions.filter((a) => a.kind === 'delete').length,
-      snapshotMarks: snapshotActions.filter((a) => a.kind === 'mark').length,
-      snapshotUnmarks: snapshotActions.filter((a) => a.kind === 'unmark').length,
-    };
-  }
-  const acted = (status: string) => status === 'done' || status === 'failed';
-  const images = report.actions;
-  const snapshots = report.snapshotActions;
-  const deregistered = images.filter((o) => o.action.kind === 'deregister' && acted(o.status));
-  const marks = images.filter((o) => o.action.kind === 'mark' && acted(o.status));
-  const unmarks = images.filter(
-    (o) => o.action.kind === 'unmark' && (acted(o.status) || o.status === 'already-gone'),
-  );
+  const deregister = plan.actions.filter((a) => a.kind === 'deregister');
+  const marks = plan.actions.filter((a) => a.kind === 'mark');
+  const unmarks = plan.actions.filter((a) => a.kind === 'unmark');
+  const snapshotActions = plan.snapshots?.actions ?? [];
+  // The executor deletes an image's snapshots with it only when every one of them goes.
+  const separately = (a: (typeof deregister)[number]) =>
+    (a.sharedSnapshotIds ?? []).length > 0 || (a.keptSnapshots ?? []).length > 0;
+  const own = (a: (typeof deregister)[number]) => (a.snapshotIds ?? []).length;
   return {
-    deregistrationsPlanned: images.filter((o) => o.action.kind === 'deregister').length,
-    imageSnapshotsPlanned: images
-      .filter((o) => o.action.kind === 'deregister')
-      .reduce((sum, o) => sum + (o.action.snapshotIds ?? []).length, 0),
-    deregistrations: deregistered.length,
-    separateSnapshotDeletions: deregistered
-      .filter((o) => (o.action.sharedSnapshotIds ?? []).length > 0)
-      .reduce((sum, o) => sum + (o.action.snapshotIds ?? []).length, 0),
+    deregistrations: deregister.length,
+    imageSnapshots: deregister.reduce((sum, a) => sum + own(a), 0),
+    separateSnapshotDeletions: deregister.filter(separately).reduce((sum, a) => sum + own(a), 0),
+    associatedSnapshotDeletions: deregister.filter((a) => !separately(a)).reduce((sum, a) => sum + own(a), 0),
     imageMarks: marks.length,
     imageUnmarks: unmarks.length,
-    deprecationsSet: marks.filter((o) => o.status === 'done' && o.action.touchDeprecation).length,
-    deprecationsCancelled: unmarks.filter((o) => o.action.touchDeprecation).length,
-    deletionsPlanned: snapshots.filter((o) => o.action.kind === 'delete').length,
-    orphanDeletions: snapshots.filter(
-      (o) =>
-        o.action.kind === 'delete' &&
-        (acted(o.status) || (o.status === 'skipped' && o.detail?.startsWith('in use') === true)),
-    ).length,
-    snapshotMarks: snapshots.filter((o) => o.action.kind === 'mark' && acted(o.status)).length,
-    snapshotUnmarks: snapshots.filter(
-      (o) => o.action.kind === 'unmark' && (acted(o.status) || o.status === 'already-gone'),
-    ).length,
+    deprecationsSet: marks.filter((a) => a.touchDeprecation).length,
+    deprecationsCancelled: unmarks.filter((a) => a.touchDeprecation).length,
+    orphanDeletions: snapshotActions.filter((a) => a.kind === 'delete').length,
+    snapshotMarks: snapshotActions.filter((a) => a.kind === 'mark').length,
+    snapshotUnmarks: snapshotActions.filter((a) => a.kind === 'unmark').length,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lower bound on time
+// Lower bounds on time
 
 /**
- * The shortest time the buckets allow the sweep for `rows`, in simulated ms. Within a chain, every
- * API drains its own bucket in parallel, so a phase lasts as long as its slowest API,
+ * The tokens each bucket must give one uninterrupted sweep: one per call of its API and, when
+ * DeleteAssociatedSnapshots is read as drawing on the DeleteSnapshot bucket, one per snapshot
+ * deleted with its image.
+ */
+export function bucketDemand(
+  rows: readonly MinimumRow[],
+  reference: ReferenceEvaluation,
+  associatedSnapshots: AssociatedSnapshots,
+): Map<string, number> {
+  const demand = new Map<string, number>();
+  for (const row of rows) {
+    const calls = row.decide + row.act;
+    if (calls > 0 && awsBucket(row.api)) demand.set(row.api, (demand.get(row.api) ?? 0) + calls);
+  }
+  if (associatedSnapshots === 'metered') {
+    const extra = plannedWork(reference).associatedSnapshotDeletions;
+    if (extra > 0) demand.set('DeleteSnapshot', (demand.get('DeleteSnapshot') ?? 0) + extra);
+  }
+  return demand;
+}
+
+export interface PipelinedBound {
+  ms: number;
+  /** The bucket that takes longest, and its tokens. */
+  busiest: string;
+  tokens: number;
+}
+
+/**
+ * The pipelined bound: every independent stream overlapped, so the job takes as long as its
+ * busiest bucket needs to hand out every token, max(0, tokens − size·h) / (refill·h), at `headroom`
+ * h of each bucket (1 for all of it). No sweep of this account can be quicker.
+ */
+export function pipelinedBoundOf(demand: ReadonlyMap<string, number>, headroom = 1): PipelinedBound {
+  let best: PipelinedBound = { ms: 0, busiest: '-', tokens: 0 };
+  for (const [api, tokens] of demand) {
+    const ms = drainMs(api, tokens, headroom);
+    if (ms > best.ms || best.busiest === '-') best = { ms, busiest: api, tokens };
+  }
+  return best;
+}
+
+/**
+ * The shortest time the buckets allow one invocation's `rows`, in simulated ms. Within a chain,
+ * every API drains its own bucket in parallel, so a phase lasts as long as its slowest API,
  * max(0, calls − burst) / refill, and the chain's phases add up, since it acts on what it decided.
  * The two chains run side by side: the sweep takes as long as the longer one, and never less than
  * any API needs for all its calls. With `headroom` < 1 the bucket and refill are scaled down as
@@ -542,33 +642,12 @@ export function pipelinedBound(rows: readonly MinimumRow[], headroom = 1): numbe
   return Math.max(0, ...rows.map((row) => drainMs(row.api, row.decide + row.act, headroom)));
 }
 
-export function drainMs(api: string, calls: number, headroom = 1): number {
-  const limit = METERED_BY_SIMULATOR.has(api) ? ec2Bucket(api) : undefined;
-  if (!limit || calls === 0) return 0;
-  return (Math.max(0, calls - limit.bucket * headroom) / (limit.refillPerSecond * headroom)) * 1000;
+/** The time AWS's bucket for `api` needs to hand out `tokens`, at `headroom` of its size and refill. */
+export function drainMs(api: string, tokens: number, headroom = 1): number {
+  const limit = awsBucket(api);
+  if (!limit || tokens === 0) return 0;
+  return (Math.max(0, tokens - limit.bucket * headroom) / (limit.refillPerSecond * headroom)) * 1000;
 }
-
-/** STS, Auto Scaling and SSM are not metered (their buckets are far from anything a sweep sends). */
-const METERED_BY_SIMULATOR = new Set([
-  'DescribeImages',
-  'DescribeImageReferences',
-  'DescribeInstances',
-  'DescribeLaunchTemplates',
-  'DescribeLaunchTemplateVersions',
-  'DescribeSnapshots',
-  'DescribeLockedSnapshots',
-  'DescribeVolumes',
-  'DescribeSnapshotAttribute',
-  'DescribeImageAttribute',
-  'CreateTags',
-  'DeleteTags',
-  'EnableImageDeprecation',
-  'DisableImageDeprecation',
-  'DeregisterImage',
-  'DeleteSnapshot',
-  'ModifyImageAttribute',
-  'ModifySnapshotAttribute',
-]);
 
 // ---------------------------------------------------------------------------------------------
 

@@ -7,10 +7,14 @@
  *
  *   node --max-old-space-size=N scripts/bench/memory-probe.ts <images> <seed>
  *
- * Prints one JSON line: RSS and heap before the sweep and their peaks during plan + apply.
+ * Prints one JSON line: RSS and heap before the sweep and their peaks during it. The sweep is one
+ * apply of the whole job with no deadline, which holds at once every decision and outcome that any
+ * invocation of the continued job holds; time plays no part, so it runs with no latency and no
+ * background load, at a high scale.
  */
 import { countsFor, REFERENCE_COUNTS } from './account.ts';
 import { Bench } from './harness.ts';
+import { NO_LATENCY } from './simulator.ts';
 
 export interface MemoryProbe {
   rssBeforeMb: number;
@@ -24,7 +28,14 @@ const mb = (bytes: number) => bytes / 2 ** 20;
 async function probe(images: number, seed: number): Promise<MemoryProbe> {
   const counts = images === REFERENCE_COUNTS.images ? REFERENCE_COUNTS : countsFor(images);
   // Time is irrelevant here: a high scale and no deadline make it quick and complete.
-  const bench = new Bench({ counts, seed, scale: 1000, invocationMs: Number.POSITIVE_INFINITY });
+  const bench = new Bench({
+    counts,
+    seed,
+    scale: 1000,
+    invocationMs: Number.POSITIVE_INFINITY,
+    latency: NO_LATENCY,
+    background: { share: 0 },
+  });
   const reference = bench.reference();
   const before = process.memoryUsage();
   let rssPeak = before.rss;
@@ -34,7 +45,6 @@ async function probe(images: number, seed: number): Promise<MemoryProbe> {
     rssPeak = Math.max(rssPeak, now.rss);
     heapPeak = Math.max(heapPeak, now.heapUsed);
   }, 10);
-  await bench.invoke('plan', reference);
   await bench.invoke('apply', reference);
   clearInterval(timer);
   bench.close();

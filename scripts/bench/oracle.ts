@@ -62,7 +62,12 @@ export function evaluateReference(
     const imageFacts = facts.get(image.imageId);
     return imageFacts ? [evaluateImage(image, imageFacts, policy, now)] : [];
   });
-  const plan = buildPlan({ accountId, region, images, decisions, policy, now });
+  // As the sweep does without a usage port: a public candidate is shared, so it is never deprecated.
+  const referenceCandidates = decideBeforeReferences(images, accountId, policy, now).candidates;
+  const sharedImageIds = new Set(
+    referenceCandidates.filter((image) => image.public).map((image) => image.imageId),
+  );
+  const plan = buildPlan({ accountId, region, images, decisions, policy, now, sharedImageIds });
   const imageCpu = cpuMsSince(imageStart);
 
   // Snapshots: the facts evaluateSnapshots builds, a first verdict, sharing for orphan candidates.
@@ -109,7 +114,7 @@ export function evaluateReference(
     volumes: state.volumes.length,
     orphanCandidates,
     eligibleImages: decisions.filter((d) => d.verdict === 'expire').length,
-    referenceCandidates: decideBeforeReferences(images, accountId, policy, now).candidates.length,
+    referenceCandidates: referenceCandidates.length,
     cpuMs: { images: imageCpu, snapshots: snapshotCpu },
   };
 }

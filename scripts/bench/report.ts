@@ -1,6 +1,15 @@
 import type { AccountCounts, Intended } from './account.ts';
 import type { BundleResult, ColdImport, HandlerName } from './bundle.ts';
-import { CHAINS, type Chain, drainMs, type Invocation, type MinimumRow } from './harness.ts';
+import {
+  CHAINS,
+  type Chain,
+  drainMs,
+  type Invocation,
+  lowerBound,
+  type MinimumRow,
+  notReachedOf,
+} from './harness.ts';
+import { type BucketUsage, type CallCounts, type Latency, USAGE_BIN_MS } from './simulator.ts';
 
 /** Plain-text tables and the target lines: everything `npm run bench` prints. */
 
@@ -12,6 +21,14 @@ export const TARGETS = {
   evaluationCpuMs: 1000,
   bundleBytes: 1_200_000,
   coldImportMs: 250,
+  /** The whole job against its pipelined bound at the limiter's headroom. */
+  wholeJobPerBound: 1.1,
+  /** DescribeImageReferences over the whole job against one uninterrupted run's minimum. */
+  referencesPerMinimum: 1.5,
+  /** Failed actions under background load and latency. */
+  backgroundFailures: 0,
+  sweepBundleBytes: 700_000,
+  sweepColdImportMs: 100,
 } as const;
 
 export interface TargetLine {
@@ -47,36 +64,26 @@ export function describeIntended(intended: Intended): string[] {
   ];
 }
 
-export interface CallRow {
-  api: string;
-  formula: string;
-  runs: { calls: number; minimum: number; throttled: number }[];
+/** One column of a calls table: an invocation, or the sum over a job. */
+export interface CallColumn {
+  label: string;
+  calls: CallCounts;
 }
 
-/** One row per API: every API with a minimum, and any other the runs called. */
-export function callRows(invocations: readonly Invocation[]): CallRow[] {
-  const formulas = new Map<string, string>();
+/** Every API's calls summed over `invocations`, throttled requests and errors included. */
+export function sumCalls(invocations: readonly { calls: CallCounts }[]): CallCounts {
+  const out: CallCounts = {};
   for (const invocation of invocations) {
-    for (const row of invocation.minimum) formulas.set(row.api, row.formula);
-  }
-  for (const invocation of invocations) {
-    for (const api of Object.keys(invocation.calls)) {
-      if (!formulas.has(api)) formulas.set(api, '0: not needed by a sweep');
+    for (const [api, count] of Object.entries(invocation.calls)) {
+      const total = out[api] ?? { accepted: 0, throttled: 0, errors: {} };
+      total.accepted += count.accepted;
+      total.throttled += count.throttled;
+      for (const [code, n] of Object.entries(count.errors))
+        total.errors[code] = (total.errors[code] ?? 0) + n;
+      out[api] = total;
     }
   }
-  return [...formulas].map(([api, formula]) => ({
-    api,
-    formula,
-    runs: invocations.map((invocation) => {
-      const row = invocation.minimum.find((r) => r.api === api);
-      const count = invocation.calls[api];
-      return {
-        calls: count?.accepted ?? 0,
-        minimum: row ? row.decide + row.act : 0,
-        throttled: count?.throttled ?? 0,
-      };
-    }),
-  }));
+  return out;
 }
 
 export function ratio(calls: number, minimum: number): number {
@@ -84,21 +91,46 @@ export function ratio(calls: number, minimum: number): number {
   return calls / minimum;
 }
 
-export function formatCallTable(rows: readonly CallRow[], labels: readonly string[]): string[] {
+const formatRatio = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '∞');
+
+/**
+ * Calls per API beside the minimum from the account's composition: every API with a minimum, and
+ * any other a column called. '!' marks calls above 1.05 × the minimum.
+ */
+export function formatCallTable(minimum: readonly MinimumRow[], columns: readonly CallColumn[]): string[] {
+  const apis = new Map<string, MinimumRow | undefined>(minimum.map((row) => [row.api, row]));
+  for (const column of columns) {
+    for (const api of Object.keys(column.calls)) if (!apis.has(api)) apis.set(api, undefined);
+  }
   const header = [
     'API'.padEnd(31),
-    ...labels.map((label) => `${label.padStart(7)}   min thr`),
+    'minimum'.padStart(8),
+    ...columns.map((column) => `${column.label.padStart(9)}  ratio   thr`),
     '  minimum =',
   ].join(' ');
-  const lines = [header, '-'.repeat(Math.min(160, header.length + 60))];
-  for (const row of rows) {
-    const cells = row.runs.map((run) => {
-      const flag = ratio(run.calls, run.minimum) > TARGETS.callsPerMinimum ? '!' : ' ';
-      return `${int(run.calls).padStart(7)}${flag}${int(run.minimum).padStart(5)} ${String(run.throttled).padStart(3)}`;
+  const lines = [header, '-'.repeat(Math.min(170, header.length + 60))];
+  for (const [api, row] of apis) {
+    const least = row ? row.decide + row.act : 0;
+    const cells = columns.map((column) => {
+      const count = column.calls[api];
+      const calls = count?.accepted ?? 0;
+      const r = ratio(calls, least);
+      const flag = r > TARGETS.callsPerMinimum ? '!' : ' ';
+      return `${int(calls).padStart(9)}${flag}${formatRatio(r).padStart(6)} ${int(count?.throttled ?? 0).padStart(5)}`;
     });
-    lines.push([row.api.padEnd(31), ...cells, ` ${row.formula}`].join(' '));
+    if (least === 0 && cells.every((_, i) => (columns[i]?.calls[api]?.accepted ?? 0) === 0)) continue;
+    lines.push(
+      [
+        api.padEnd(31),
+        int(least).padStart(8),
+        ...cells,
+        ` ${row?.formula ?? '0: not needed by a sweep'}`,
+      ].join(' '),
+    );
   }
-  lines.push("('!' marks calls above 1.05 × the minimum; thr = throttled requests, each one retried)");
+  lines.push(
+    "('!' marks calls above 1.05 × the minimum; thr = requests refused with RequestLimitExceeded, each one retried)",
+  );
   return lines;
 }
 
@@ -108,9 +140,12 @@ export function describeInvocation(invocation: Invocation): string {
   }
   const report = invocation.report;
   if (!report) return 'no report';
-  if (report.complete && !invocation.timedOut) return 'finished in one invocation';
-  const notReached = report.totals.notReached;
-  return `did NOT finish in one invocation: ${int(notReached)} actions not reached${invocation.timedOut ? ', timed out' : ''}`;
+  if (report.complete && !invocation.timedOut) return 'finished the run';
+  const left = notReachedOf(report);
+  return (
+    `did NOT finish: ${int(left.actions)} actions not reached, ${int(left.unread)} orphans' sharing unread` +
+    `${invocation.timedOut ? ', timed out' : ''}`
+  );
 }
 
 /** Busy windows per API (first to last request), in simulated seconds: what ran beside what. */
@@ -138,95 +173,267 @@ export function boundFormula(rows: readonly MinimumRow[]): string {
   const chains = CHAINS.map((chain) => `${chain}: ${slowest(chain, 'decide')} then ${slowest(chain, 'act')}`);
   return (
     'max over the two chains run side by side of Σ over phases (decide, act) of max over APIs of ' +
-    `max(0, calls − 100) / refill, and at least any API's calls drained at once; slowest ${chains.join('; ')}`
+    `max(0, calls − size) / refill, and at least any API's calls drained at once; slowest ${chains.join('; ')}`
   );
 }
 
-export interface TargetInputs {
-  runs: readonly Invocation[];
-  peakRssMb: number;
-  atReferenceSize: boolean;
-  evaluationCpuMs: number;
-  bundles: readonly BundleResult[];
-  imports: ReadonlyMap<HandlerName, ColdImport>;
+// ---------------------------------------------------------------------------------------------
+// Buckets over the job
+
+const SHADES = ' .:-=#';
+
+/**
+ * Per bucket over [fromMs, toMs) (simulated, from the simulator's start): the tokens the sweep
+ * and the other tools took, the sweep's requests refused, its use of what the limiter allows it
+ * (size·h + refill·h·T), the share of the time it was busy (10 s bins where it drew at least half
+ * its paced rate), and a timeline of that use, one character per column (' ' under 5%, '.' 5–25%,
+ * ':' 25–50%, '-' 50–75%, '=' 75–95%, '#' from 95%), with '|' where an invocation started.
+ */
+export function formatBuckets(
+  usage: readonly BucketUsage[],
+  window: { fromMs: number; toMs: number; headroom: number; starts: readonly number[] },
+  width = 60,
+): string[] {
+  const firstBin = Math.floor(window.fromMs / USAGE_BIN_MS);
+  const lastBin = Math.max(firstBin, Math.ceil(window.toMs / USAGE_BIN_MS) - 1);
+  const bins = lastBin - firstBin + 1;
+  const perColumn = Math.max(1, Math.ceil(bins / width));
+  const columns = Math.ceil(bins / perColumn);
+  const spanS = (window.toMs - window.fromMs) / 1000;
+  const startColumns = new Set(
+    window.starts.slice(1).map((at) => Math.floor((Math.floor(at / USAGE_BIN_MS) - firstBin) / perColumn)),
+  );
+  const sum = (values: readonly number[], from: number, to: number) => {
+    let total = 0;
+    for (let i = from; i <= to; i++) total += values[i] ?? 0;
+    return total;
+  };
+  const lines = [
+    `${'bucket'.padEnd(31)} ${'size/refill'.padStart(11)} ${'sweep'.padStart(8)} ${'others'.padStart(7)} ${'refused'.padStart(7)} ${'use'.padStart(5)} ${'busy'.padStart(5)}  ` +
+      `timeline (${seconds(perColumn * USAGE_BIN_MS)} a column; use of size·h + refill·h·T, h = ${window.headroom})`,
+  ];
+  const rows = [...usage].sort(
+    (a, b) =>
+      sum(b.sweep, firstBin, lastBin) / b.bucket.refillPerSecond -
+      sum(a.sweep, firstBin, lastBin) / a.bucket.refillPerSecond,
+  );
+  for (const entry of rows) {
+    const { bucket } = entry;
+    const sweep = sum(entry.sweep, firstBin, lastBin);
+    if (sweep === 0 && sum(entry.refused, firstBin, lastBin) === 0) continue;
+    const allowed = bucket.bucket * window.headroom + bucket.refillPerSecond * window.headroom * spanS;
+    const pacedPerBin = bucket.refillPerSecond * window.headroom * (USAGE_BIN_MS / 1000);
+    let busyBins = 0;
+    for (let bin = firstBin; bin <= lastBin; bin++)
+      if ((entry.sweep[bin] ?? 0) >= pacedPerBin / 2) busyBins++;
+    let timeline = '';
+    for (let column = 0; column < columns; column++) {
+      const from = firstBin + column * perColumn;
+      const to = Math.min(lastBin, from + perColumn - 1);
+      const use = sum(entry.sweep, from, to) / (pacedPerBin * (to - from + 1));
+      const shade = use < 0.05 ? 0 : use < 0.25 ? 1 : use < 0.5 ? 2 : use < 0.75 ? 3 : use < 0.95 ? 4 : 5;
+      timeline += startColumns.has(column) ? '|' : SHADES[shade];
+    }
+    lines.push(
+      `${bucket.key.padEnd(31)} ${`${bucket.bucket}/${bucket.refillPerSecond}`.padStart(11)} ${int(sweep).padStart(8)} ` +
+        `${int(sum(entry.background, firstBin, lastBin)).padStart(7)} ${int(sum(entry.refused, firstBin, lastBin)).padStart(7)} ` +
+        `${`${Math.round((sweep / allowed) * 100)}%`.padStart(5)} ${`${Math.round((busyBins / bins) * 100)}%`.padStart(5)}  ${timeline}`,
+    );
+  }
+  return lines;
 }
 
-export function evaluateTargets(inputs: TargetInputs): TargetLine[] {
-  const lines: TargetLine[] = [];
+// ---------------------------------------------------------------------------------------------
+// Targets
 
+export function target(name: string, pass: boolean, value: string, bound: string): TargetLine {
+  return { name, pass, value, bound };
+}
+
+/** The size a target is named by: `10k`, `50k`, or the image count. */
+export function sizeLabel(images: number): string {
+  return images % 1000 === 0 ? `${images / 1000}k` : String(images);
+}
+
+export interface JobTargetInputs {
+  images: number;
+  simulatedMs: number;
+  boundAtHeadroomMs: number;
+  headroom: number;
+  references: { calls: number; minimum: number };
+  failedActions: number;
+  complete: boolean;
+  background: number;
+  latency: Latency;
+}
+
+export function jobTargets(inputs: JobTargetInputs): TargetLine[] {
+  const size = sizeLabel(inputs.images);
+  const wall = inputs.simulatedMs / Math.max(1, inputs.boundAtHeadroomMs);
+  const refs = ratio(inputs.references.calls, inputs.references.minimum);
+  return [
+    target(
+      `whole-job-${size}`,
+      inputs.complete && wall <= TARGETS.wholeJobPerBound,
+      `${wall.toFixed(2)}×: ${seconds(inputs.simulatedMs)} / ${seconds(inputs.boundAtHeadroomMs)}${inputs.complete ? '' : ', the run did NOT complete'}`,
+      `${TARGETS.wholeJobPerBound}× the pipelined bound at ${inputs.headroom} headroom`,
+    ),
+    target(
+      `references-${size}`,
+      refs <= TARGETS.referencesPerMinimum,
+      `${formatRatio(refs)}: ${int(inputs.references.calls)} DescribeImageReferences / ${int(inputs.references.minimum)}`,
+      `${TARGETS.referencesPerMinimum}× one uninterrupted run's minimum`,
+    ),
+    target(
+      'background-load',
+      inputs.failedActions <= TARGETS.backgroundFailures && inputs.background > 0,
+      `${inputs.failedActions} failed actions over the job` +
+        (inputs.background > 0
+          ? ` (${Math.round(inputs.background * 100)}% background draw, latency ${inputs.latency.pageMs}/${inputs.latency.callMs} ms)`
+          : ' (NO background load: run without --background 0)'),
+      String(TARGETS.backgroundFailures),
+    ),
+  ];
+}
+
+export interface InvocationTargetInputs {
+  plan?: Invocation;
+  planMinimum?: readonly MinimumRow[];
+  /** Every invocation of the job, each held to the job's one-run minimum. */
+  job: readonly Invocation[];
+  jobMinimum: readonly MinimumRow[];
+  peakRssMb?: number;
+  atReferenceSize: boolean;
+  evaluationCpuMs?: number;
+}
+
+/** The per-invocation targets: calls, the plan's wall time, throttling, memory and CPU. */
+export function invocationTargets(inputs: InvocationTargetInputs): TargetLine[] {
+  const lines: TargetLine[] = [];
+  const checked: { label: string; calls: CallCounts; minimum: readonly MinimumRow[] }[] = [
+    ...(inputs.plan && inputs.planMinimum
+      ? [{ label: 'plan', calls: inputs.plan.calls, minimum: inputs.planMinimum }]
+      : []),
+    ...inputs.job.map((inv) => ({
+      label: `invocation ${inv.index}`,
+      calls: inv.calls,
+      minimum: inputs.jobMinimum,
+    })),
+  ];
   let worst = { ratio: 0, label: 'no calls' };
-  for (const row of callRows(inputs.runs)) {
-    row.runs.forEach((run, index) => {
-      const r = ratio(run.calls, run.minimum);
-      if (r > worst.ratio) {
+  for (const run of checked) {
+    const least = new Map(run.minimum.map((row) => [row.api, row.decide + row.act]));
+    for (const [api, count] of Object.entries(run.calls)) {
+      const r = ratio(count.accepted, least.get(api) ?? 0);
+      if (r > worst.ratio)
         worst = {
           ratio: r,
-          label: `${row.api} ${int(run.calls)}/${int(run.minimum)} in ${inputs.runs[index]?.mode}`,
+          label: `${api} ${int(count.accepted)}/${int(least.get(api) ?? 0)} in ${run.label}`,
         };
-      }
-    });
-  }
-  lines.push({
-    name: 'api-calls-per-operation',
-    pass: worst.ratio <= TARGETS.callsPerMinimum,
-    value:
-      worst.ratio <= 1
-        ? '1.00×, every operation at its minimum'
-        : `${Number.isFinite(worst.ratio) ? worst.ratio.toFixed(2) : '∞'}× worst, ${worst.label}`,
-    bound: `${TARGETS.callsPerMinimum}× the minimum`,
-  });
-
-  let worstWall = { ratio: 0, label: '' };
-  for (const run of inputs.runs) {
-    const r = run.boundMs > 0 ? run.wallMs / run.boundMs : 1;
-    if (r > worstWall.ratio) {
-      worstWall = { ratio: r, label: `${run.mode} ${seconds(run.wallMs)} / bound ${seconds(run.boundMs)}` };
     }
   }
-  lines.push({
-    name: 'simulated-wall-time',
-    pass: worstWall.ratio <= TARGETS.wallPerBound,
-    value: `${worstWall.ratio.toFixed(2)}× worst, ${worstWall.label}`,
-    bound: `${TARGETS.wallPerBound}× the bucket lower bound`,
-  });
-
-  const throttlingFailures = inputs.runs.reduce((sum, run) => sum + throttlingFailuresOf(run), 0);
-  lines.push({
-    name: 'failed-actions-caused-by-throttling',
-    pass: throttlingFailures <= TARGETS.throttlingFailures,
-    value: String(throttlingFailures),
-    bound: String(TARGETS.throttlingFailures),
-  });
-
-  lines.push({
-    name: 'peak-rss',
-    pass: inputs.peakRssMb <= TARGETS.peakRssMb,
-    value: `${Number.isFinite(inputs.peakRssMb) ? `${inputs.peakRssMb.toFixed(0)} MB` : 'did not fit'}${inputs.atReferenceSize ? '' : ' (not the 10k/50k account)'}`,
-    bound: `${TARGETS.peakRssMb} MB`,
-  });
-
-  lines.push({
-    name: 'rule-evaluation-plus-planning-cpu',
-    pass: inputs.evaluationCpuMs <= TARGETS.evaluationCpuMs,
-    value: `${(inputs.evaluationCpuMs / 1000).toFixed(3)} s`,
-    bound: `${TARGETS.evaluationCpuMs / 1000} s`,
-  });
-
-  for (const bundle of inputs.bundles) {
-    lines.push({
-      name: `bundle-size-${bundle.handler}`,
-      pass: bundle.bytes <= TARGETS.bundleBytes,
-      value: `${int(bundle.bytes)} B`,
-      bound: `${int(TARGETS.bundleBytes)} B`,
-    });
+  lines.push(
+    target(
+      'api-calls-per-operation',
+      worst.ratio <= TARGETS.callsPerMinimum,
+      worst.ratio <= 1
+        ? `${worst.ratio.toFixed(2)}× worst, no invocation above the minimum`
+        : `${formatRatio(worst.ratio)} worst, ${worst.label}`,
+      `${TARGETS.callsPerMinimum}× the minimum of one uninterrupted run, in every invocation`,
+    ),
+  );
+  if (inputs.plan && inputs.planMinimum) {
+    const bound = lowerBound(inputs.planMinimum);
+    const r = inputs.plan.wallMs / Math.max(1, bound);
+    lines.push(
+      target(
+        'simulated-wall-time',
+        r <= TARGETS.wallPerBound,
+        `${r.toFixed(2)}×, plan ${seconds(inputs.plan.wallMs)} / bound ${seconds(bound)}`,
+        `${TARGETS.wallPerBound}× the bucket lower bound (a plan: one complete invocation)`,
+      ),
+    );
   }
-  for (const [handler, result] of inputs.imports) {
-    lines.push({
-      name: `cold-import-${handler}`,
-      pass: result.medianMs <= TARGETS.coldImportMs,
-      value: `${result.medianMs.toFixed(0)} ms median`,
-      bound: `${TARGETS.coldImportMs} ms`,
-    });
+  const runs = [...(inputs.plan ? [inputs.plan] : []), ...inputs.job];
+  const throttlingFailures = runs.reduce((sum, run) => sum + throttlingFailuresOf(run), 0);
+  lines.push(
+    target(
+      'failed-actions-caused-by-throttling',
+      throttlingFailures <= TARGETS.throttlingFailures,
+      String(throttlingFailures),
+      String(TARGETS.throttlingFailures),
+    ),
+  );
+  if (inputs.peakRssMb !== undefined) {
+    lines.push(
+      target(
+        'peak-rss',
+        inputs.peakRssMb <= TARGETS.peakRssMb,
+        `${Number.isFinite(inputs.peakRssMb) ? `${inputs.peakRssMb.toFixed(0)} MB` : 'did not fit'}${inputs.atReferenceSize ? '' : ' (not the 10k account)'}`,
+        `${TARGETS.peakRssMb} MB`,
+      ),
+    );
+  }
+  if (inputs.evaluationCpuMs !== undefined) {
+    lines.push(
+      target(
+        'rule-evaluation-plus-planning-cpu',
+        inputs.evaluationCpuMs <= TARGETS.evaluationCpuMs,
+        `${(inputs.evaluationCpuMs / 1000).toFixed(3)} s`,
+        `${TARGETS.evaluationCpuMs / 1000} s`,
+      ),
+    );
+  }
+  return lines;
+}
+
+/** The handlers' bundles and cold imports: the sweep's own targets, then every handler's. */
+export function handlerTargets(
+  bundles: readonly BundleResult[],
+  imports: ReadonlyMap<HandlerName, ColdImport>,
+): TargetLine[] {
+  const lines: TargetLine[] = [];
+  const sweepImport = imports.get('sweep');
+  if (sweepImport) {
+    lines.push(
+      target(
+        'cold-import',
+        sweepImport.medianMs <= TARGETS.sweepColdImportMs,
+        `${sweepImport.medianMs.toFixed(0)} ms median of ${sweepImport.samples.length}, sweep handler bundle`,
+        `${TARGETS.sweepColdImportMs} ms`,
+      ),
+    );
+  }
+  const sweepBundle = bundles.find((bundle) => bundle.handler === 'sweep');
+  if (sweepBundle) {
+    lines.push(
+      target(
+        'bundle',
+        sweepBundle.bytes <= TARGETS.sweepBundleBytes,
+        `${megabytes(sweepBundle.bytes)} (${int(sweepBundle.bytes)} B), sweep handler`,
+        `${megabytes(TARGETS.sweepBundleBytes)}`,
+      ),
+    );
+  }
+  for (const bundle of bundles) {
+    lines.push(
+      target(
+        `bundle-size-${bundle.handler}`,
+        bundle.bytes <= TARGETS.bundleBytes,
+        `${int(bundle.bytes)} B`,
+        `${int(TARGETS.bundleBytes)} B`,
+      ),
+    );
+  }
+  for (const [handler, result] of imports) {
+    lines.push(
+      target(
+        `cold-import-${handler}`,
+        result.medianMs <= TARGETS.coldImportMs,
+        `${result.medianMs.toFixed(0)} ms median`,
+        `${TARGETS.coldImportMs} ms`,
+      ),
+    );
   }
   return lines;
 }

@@ -58,11 +58,13 @@ import type { Clock } from '../../src/adapters/limiter.ts';
 import {
   type AccountState,
   MARKED_AT_TAG,
+  mulberry32,
   type SimImage,
   type SimInstance,
   type SimSnapshot,
   type SimTemplate,
 } from './account.ts';
+import { awsBucketFor, type MeteredBucket, type RequestShape } from './aws-rates.ts';
 
 /**
  * An in-process EC2 (plus STS, and Auto Scaling and SSM with nothing in them) behind the real SDK
@@ -131,56 +133,160 @@ export class SimClock implements Clock {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Token buckets
+// Latency, background load and token buckets
 
-export interface Bucket {
-  bucket: number;
-  refillPerSecond: number;
+/** How long the simulated EC2 takes to answer, in simulated ms. */
+export interface Latency {
+  /** A page of an inventory listing (images, snapshots, instances, templates, groups). */
+  pageMs: number;
+  /** Every other call, a refusal (RequestLimitExceeded) included. */
+  callMs: number;
 }
 
-const DESCRIBE: Bucket = { bucket: 100, refillPerSecond: 20 };
-const MUTATING: Bucket = { bucket: 100, refillPerSecond: 5 };
-const TAGGING: Bucket = { bucket: 100, refillPerSecond: 10 };
-const MUTATING_APIS = new Set([
-  'DeregisterImage',
-  'DeleteSnapshot',
-  'ModifyImageAttribute',
-  'ModifySnapshotAttribute',
-  'EnableImageDeprecation',
-  'DisableImageDeprecation',
+export const DEFAULT_LATENCY: Latency = { pageMs: 150, callMs: 50 };
+export const NO_LATENCY: Latency = { pageMs: 0, callMs: 0 };
+
+/** The calls that answer with a page of an inventory listing. */
+const PAGE_APIS: ReadonlySet<string> = new Set([
+  'DescribeImages',
+  'DescribeSnapshots',
+  'DescribeInstances',
+  'DescribeLaunchTemplates',
+  'DescribeLaunchTemplateVersions',
+  'DescribeLockedSnapshots',
+  'DescribeVolumes',
+  'DescribeAutoScalingGroups',
+  'DescribeLaunchConfigurations',
 ]);
 
+export function latencyOf(api: string, latency: Latency): number {
+  return PAGE_APIS.has(api) ? latency.pageMs : latency.callMs;
+}
+
 /**
- * EC2's published request token buckets, per API, per account and Region. The
- * simulator keeps its own table rather than the limiter's: it stands for AWS, not for our code.
+ * Other tools in the account, drawing on the same buckets as the sweep. Each bucket gets bursts
+ * of `share` × its size, arriving at random (exponential gaps) on average every size ÷ refill
+ * seconds, so they take `share` of the refill on average. A burst takes what the bucket holds;
+ * the rest of it is refused, and those tools ask again a second later until they have it all.
  */
-export function ec2Bucket(api: string): Bucket | undefined {
-  if (api === 'CreateTags' || api === 'DeleteTags') return TAGGING;
-  if (MUTATING_APIS.has(api)) return MUTATING;
-  if (/^(Describe|Get)/.test(api)) return DESCRIBE;
-  return undefined;
+export interface BackgroundLoad {
+  share: number;
+  seed?: number;
+}
+
+export const DEFAULT_BACKGROUND: BackgroundLoad = { share: 0.2 };
+/** What the other tools wait before asking again for the part of a burst that was refused. */
+export const BACKGROUND_RETRY_MS = 1000;
+
+/**
+ * Whether `DeregisterImage` with `DeleteAssociatedSnapshots` also draws a token from the
+ * `DeleteSnapshot` bucket for each snapshot it deletes, which AWS does not say. `free`: it does not;
+ * `metered`: it does, and a request whose snapshots the bucket cannot cover is refused as a whole.
+ */
+export type AssociatedSnapshots = 'free' | 'metered';
+
+/** Simulated ms per bin of the usage record. */
+export const USAGE_BIN_MS = 10_000;
+
+/** One bucket's record over the run, in bins of USAGE_BIN_MS from the simulator's start. */
+export interface BucketUsage {
+  bucket: MeteredBucket;
+  /** Tokens the sweep took, whatever API took them. */
+  sweep: number[];
+  /** Tokens the other tools took. */
+  background: number[];
+  /** Sweep requests refused for want of tokens in this bucket. */
+  refused: number[];
 }
 
 class TokenBucket {
-  private readonly limit: Bucket;
   private tokens: number;
   private updatedAt: number;
-  constructor(limit: Bucket, now: number) {
+  private readonly burst: number;
+  private readonly meanGapMs: number;
+  private nextBurstAt = Number.POSITIVE_INFINITY;
+  private owed = 0;
+  private nextRetryAt = Number.POSITIVE_INFINITY;
+  readonly usage: BucketUsage;
+  readonly limit: MeteredBucket;
+  private readonly random: () => number;
+  private readonly origin: number;
+
+  constructor(
+    limit: MeteredBucket,
+    now: number,
+    origin: number,
+    background: { share: number; random: () => number },
+  ) {
     this.limit = limit;
     this.tokens = limit.bucket;
     this.updatedAt = now;
+    this.origin = origin;
+    this.random = background.random;
+    this.burst = background.share * limit.bucket;
+    this.meanGapMs = (limit.bucket / limit.refillPerSecond) * 1000;
+    if (this.burst > 0) this.nextBurstAt = now + this.random() * this.meanGapMs;
+    this.usage = { bucket: limit, sweep: [], background: [], refused: [] };
   }
 
-  take(now: number): boolean {
+  /** Brings the bucket, and what the other tools took of it, up to `now`. */
+  settle(now: number): void {
+    this.advance(now);
+  }
+
+  /** Whether `tokens` are there now; nothing is taken. */
+  has(now: number, tokens: number): boolean {
+    this.advance(now);
+    // A hair of tolerance: a client pacing at exactly the refill rate must not lose to rounding.
+    return this.tokens >= tokens - 1e-9;
+  }
+
+  take(now: number, tokens: number): void {
+    this.advance(now);
+    this.tokens = Math.max(0, this.tokens - tokens);
+    this.record(this.usage.sweep, now, tokens);
+  }
+
+  refuse(now: number): void {
+    this.record(this.usage.refused, now, 1);
+  }
+
+  /** Refills up to `now`, serving the other tools' bursts and their asking again on the way. */
+  private advance(now: number): void {
+    for (;;) {
+      const next = Math.min(this.nextBurstAt, this.owed > 0 ? this.nextRetryAt : Number.POSITIVE_INFINITY);
+      if (next > now) break;
+      this.refill(next);
+      if (next === this.nextBurstAt) {
+        this.owed += this.burst;
+        this.nextBurstAt = next - Math.log(1 - this.random()) * this.meanGapMs;
+      }
+      const taken = Math.min(Math.floor(this.owed + 1e-9), Math.floor(this.tokens + 1e-9));
+      if (taken > 0) {
+        this.tokens -= taken;
+        this.owed -= taken;
+        this.record(this.usage.background, next, taken);
+      }
+      this.nextRetryAt = next + BACKGROUND_RETRY_MS;
+      // Less than a whole request left over is not asked for.
+      if (this.owed < 1) this.owed = 0;
+    }
+    this.refill(now);
+  }
+
+  private refill(now: number): void {
+    if (now <= this.updatedAt) return;
     this.tokens = Math.min(
       this.limit.bucket,
       this.tokens + ((now - this.updatedAt) * this.limit.refillPerSecond) / 1000,
     );
     this.updatedAt = now;
-    // A hair of tolerance: a client pacing at exactly the refill rate must not lose to rounding.
-    if (this.tokens < 1 - 1e-9) return false;
-    this.tokens = Math.max(0, this.tokens - 1);
-    return true;
+  }
+
+  private record(bins: number[], at: number, count: number): void {
+    const bin = Math.max(0, Math.floor((at - this.origin) / USAGE_BIN_MS));
+    while (bins.length <= bin) bins.push(0);
+    bins[bin] = (bins[bin] ?? 0) + count;
   }
 }
 
@@ -358,6 +464,12 @@ const MAX_FILTER_VALUES = 200;
 /** sinon keeps every call's arguments and result; dropping them now and then keeps RSS honest. */
 const HISTORY_RESET_EVERY = 500;
 
+export interface SimulatorOptions {
+  latency?: Latency;
+  background?: BackgroundLoad;
+  associatedSnapshots?: AssociatedSnapshots;
+}
+
 export class Ec2Simulator {
   readonly ec2: EC2Client;
   readonly sts: STSClient;
@@ -384,11 +496,23 @@ export class Ec2Simulator {
   private readonly mocks: MockHandle[] = [];
   private callsSinceReset = 0;
   private resetScheduled = false;
+  private readonly latency: Latency;
+  private readonly background: BackgroundLoad;
+  readonly associatedSnapshots: AssociatedSnapshots;
+  /** Simulated ms when the simulator started: bin 0 of the usage record. */
+  readonly origin: number;
 
   /** Takes `account` over: its objects change as the sweep acts, so pass a copy to keep the original. */
-  constructor(account: AccountState, clock: Clock) {
+  constructor(account: AccountState, clock: Clock, options: SimulatorOptions = {}) {
     const state = account;
     this.clock = clock;
+    this.origin = clock.now();
+    this.latency = options.latency ?? DEFAULT_LATENCY;
+    this.background = options.background ?? DEFAULT_BACKGROUND;
+    if (!(this.background.share >= 0 && this.background.share < 1)) {
+      throw new RangeError(`background share must be in [0, 1), got ${this.background.share}`);
+    }
+    this.associatedSnapshots = options.associatedSnapshots ?? 'free';
     this.accountId = state.accountId;
     this.region = state.region;
     this.images = ordered(state.images, (image) => image.imageId);
@@ -478,7 +602,7 @@ export class Ec2Simulator {
     const serve =
       <I>(api: string, handler: (input: I) => object, metered = true) =>
       (input: I) =>
-        this.serve(api, () => handler(input), metered);
+        this.serve(api, input, () => handler(input), metered);
     ec2.on(DescribeImagesCommand).callsFake(serve('DescribeImages', (i) => this.describeImages(i)));
     ec2
       .on(DescribeImageReferencesCommand)
@@ -550,36 +674,96 @@ export class Ec2Simulator {
       );
   }
 
-  /** Meters one request: the bucket first (a throttled request does nothing), then the handler. */
-  private serve(api: string, handler: () => object, metered: boolean): Promise<object> {
+  /**
+   * Meters one request as it arrives (a refused request does nothing and takes no token), carries it
+   * out, and answers after the latency: a page of an inventory, or any other call.
+   */
+  private async serve(api: string, input: unknown, handler: () => object, metered: boolean): Promise<object> {
     const now = this.clock.now();
     const count = this.counts.get(api) ?? { accepted: 0, throttled: 0, errors: {} };
     this.counts.set(api, count);
     count.firstAt ??= now;
     count.lastAt = now;
     this.forgetHistorySoon();
-    const limit = metered ? ec2Bucket(api) : undefined;
-    if (limit && !this.bucket(api, limit, now).take(now)) {
+    const draws = metered ? this.draws(api, input) : [];
+    const short = draws.find((draw) => !draw.bucket.has(now, draw.tokens));
+    if (short) {
       count.throttled++;
-      return Promise.reject(throttled(api));
+      short.bucket.refuse(now);
+      await this.answerAfter(this.latency.callMs);
+      throw throttled(api);
     }
+    for (const draw of draws) draw.bucket.take(now, draw.tokens);
     count.accepted++;
+    let result: object;
     try {
-      return Promise.resolve({ ...handler(), $metadata: { httpStatusCode: 200 } });
+      result = { ...handler(), $metadata: { httpStatusCode: 200 } };
     } catch (error) {
       const code = (error as { name?: string }).name ?? 'Error';
       count.errors[code] = (count.errors[code] ?? 0) + 1;
-      return Promise.reject(error);
+      await this.answerAfter(latencyOf(api, this.latency));
+      throw error;
     }
+    await this.answerAfter(latencyOf(api, this.latency));
+    return result;
   }
 
-  private bucket(api: string, limit: Bucket, now: number): TokenBucket {
-    let bucket = this.buckets.get(api);
+  private answerAfter(ms: number): Promise<void> {
+    return ms > 0 ? this.clock.sleep(ms) : Promise.resolve();
+  }
+
+  /** The tokens a request takes, from which buckets. */
+  private draws(api: string, input: unknown): { bucket: TokenBucket; tokens: number }[] {
+    const limit = awsBucketFor(api, requestShape(input));
+    if (!limit) return [];
+    const draws = [{ bucket: this.bucket(limit), tokens: 1 }];
+    if (api === 'DeregisterImage' && this.associatedSnapshots === 'metered') {
+      const deleted = this.associatedDeletions(input as DeregisterImageCommandInput);
+      const deletion = awsBucketFor('DeleteSnapshot');
+      if (deleted > 0 && deletion) draws.push({ bucket: this.bucket(deletion), tokens: deleted });
+    }
+    return draws;
+  }
+
+  /** How many snapshots this DeregisterImage would delete with its image. */
+  private associatedDeletions(input: DeregisterImageCommandInput): number {
+    if (!input.DeleteAssociatedSnapshots) return 0;
+    const image = this.images.live.get(input.ImageId ?? '');
+    if (!image || (image.deregistrationProtection && image.deregistrationProtection !== 'disabled')) return 0;
+    return image.snapshotIds.filter((snapshotId) => {
+      const snapshot = this.snapshots.live.get(snapshotId);
+      const users = this.users(snapshotId);
+      return (
+        snapshot !== undefined &&
+        users.size === 1 &&
+        users.has(image.imageId) &&
+        !(snapshot.lockState && snapshot.lockState !== 'expired')
+      );
+    }).length;
+  }
+
+  private bucket(limit: MeteredBucket): TokenBucket {
+    const now = this.clock.now();
+    let bucket = this.buckets.get(limit.key);
     if (!bucket) {
-      bucket = new TokenBucket(limit, now);
-      this.buckets.set(api, bucket);
+      // Each bucket's other tools keep their own dice, so their bursts do not depend on which
+      // bucket the sweep happened to touch first.
+      bucket = new TokenBucket(limit, now, this.origin, {
+        share: this.background.share,
+        random: mulberry32((this.background.seed ?? 1) ^ hashOf(limit.key)),
+      });
+      this.buckets.set(limit.key, bucket);
     }
     return bucket;
+  }
+
+  /** Every bucket the sweep drew on, with what it and the other tools took, bin by bin, up to now. */
+  usage(): BucketUsage[] {
+    const now = this.clock.now();
+    return [...this.buckets.values()].map((bucket) => {
+      bucket.settle(now);
+      return bucket.usage;
+    });
   }
 
   private forgetHistorySoon(): void {
@@ -1100,6 +1284,28 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
+}
+
+/** FNV-1a: a stable 32-bit number per bucket name. */
+function hashOf(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
+
+/** Whether a request filters (Filters, or ids) or pages (MaxResults, NextToken), as the buckets see it. */
+function requestShape(input: unknown): RequestShape {
+  const request = (input ?? {}) as Record<string, unknown>;
+  const named = (key: string) => Array.isArray(request[key]) && (request[key] as unknown[]).length > 0;
+  return {
+    filtered:
+      named('Filters') ||
+      named('SnapshotIds') ||
+      named('InstanceIds') ||
+      named('VolumeIds') ||
+      named('ImageIds'),
+    paginated: request.MaxResults !== undefined || request.NextToken !== undefined,
+  };
 }
 
 function pageSize(api: string, requested: number | undefined, limits: PageLimits): number {

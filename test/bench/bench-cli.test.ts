@@ -22,6 +22,13 @@ describe('bench command line', () => {
       '--seed',
       '--skip-bundle',
       '--skip-memory',
+      '--associated-snapshots',
+      '--background',
+      '--latency-page',
+      '--latency-call',
+      '--organization',
+      '--org-samples',
+      '--skip-organization',
     ]) {
       expect(result.stdout).toContain(option);
     }
@@ -37,5 +44,21 @@ describe('bench command line', () => {
     expect(result.status).toBe(64);
     expect(result.stderr).toMatch(/^bench: Unknown option '--bogus'/);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it.each([
+    ['--background', '1.5'],
+    ['--associated-snapshots', 'sometimes'],
+    ['--latency-page', 'slow'],
+    ['--headroom', '0'],
+  ])('%s %s is a usage error before anything runs', (option, value) => {
+    const result = spawnSync(process.execPath, ['scripts/bench/run.ts', option, value], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+
+    expect(result.status).toBe(64);
+    expect(result.stderr).toMatch(new RegExp(`^bench: (--${option.slice(2)}|${option})`));
+    expect(result.stdout).toBe('');
   });
 });

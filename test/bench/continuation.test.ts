@@ -2,41 +2,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countsFor } from '../../scripts/bench/account.ts';
 import { Bench, type Invocation } from '../../scripts/bench/harness.ts';
 import type { ReferenceEvaluation } from '../../scripts/bench/oracle.ts';
-import {
-  type Continuation,
-  continueReport,
-  MAX_INVOCATIONS,
-  nextContinuation,
-} from '../../src/core/continuation.ts';
 import type { RunReport } from '../../src/core/report.ts';
 
 /**
- * A run that cannot finish in one invocation, against the simulated EC2 behind aws-sdk-client-mock:
- * each invocation stops at its deadline, hands on as the handler does, and the next carries on
- * with the same clock until the run is complete.
+ * A run that cannot finish in one invocation, against the simulated EC2 behind aws-sdk-client-mock,
+ * with its latency and other tools drawing on its buckets: each invocation stops at its deadline,
+ * hands on as the handler does, and the next carries on with the same clock until the run is complete.
  */
 describe('a sweep continued over several short invocations of the simulated account', () => {
   let bench: Bench;
-  const invocations: Invocation[] = [];
+  let invocations: Invocation[] = [];
   let combined: RunReport | undefined;
   let reference: ReferenceEvaluation | undefined;
 
   beforeAll(async () => {
     // Prepare: 60 simulated seconds per invocation, far too little for the whole job.
-    bench = new Bench({ counts: countsFor(400), seed: 11, scale: 2000, invocationMs: 60_000 });
-    const before = bench.reference();
-    reference = before;
+    bench = new Bench({ counts: countsFor(400), seed: 11, scale: 100, invocationMs: 60_000 });
+    reference = bench.reference();
 
     // Act
-    let previous: Continuation | undefined;
-    for (let index = 1; index <= MAX_INVOCATIONS; index++) {
-      const invocation = await bench.invoke('apply', index === 1 ? before : undefined);
-      invocations.push(invocation);
-      if (!invocation.report) break;
-      combined = continueReport(invocation.report, previous, 'test-run');
-      previous = nextContinuation(combined, true);
-      if (!previous) break;
-    }
+    const job = await bench.runJob({ reference });
+    invocations = job.invocations;
+    combined = job.combined;
   }, 120_000);
 
   afterAll(() => bench.close());
