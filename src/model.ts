@@ -121,6 +121,12 @@ export interface Decision {
   rule: string;
   reason: string;
   findings: Finding[];
+  /**
+   * A continued invocation's decision for an image kept whatever uses it, made without reading
+   * its references again: the verdict stands, but the reason may leave out what uses the image,
+   * which the run's first invocation read and logged.
+   */
+  carried?: true;
 }
 
 /** `disable` and `request-usage-report` happen only with the optional step and for shared images. */

@@ -35,6 +35,7 @@ import { errorCode, InventoryError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import type { Image, ImageState, Reference } from '../model.ts';
 import { awsClients } from './clients.ts';
+import { defaultLimiter } from './limiter.ts';
 import { describeSnapshotsById } from './snapshot-shape.ts';
 
 export type { AdapterDeps } from './common.ts';
@@ -588,9 +589,18 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
       });
     },
 
+    referenceBatchSize: REFERENCE_BATCH_SIZE,
+
+    prepareReferences() {
+      // Failures are kept for the check that needs them; a failed start is tried again there.
+      accountWideReferences(referencesApiUnavailable).catch(() => undefined);
+    },
+
     async findReferences(images, progress) {
       const wanted = new Set(images.map((image) => image.imageId));
       if (wanted.size === 0) return new Map();
+      // The account-wide part goes alongside the per-image calls: each API has its own bucket.
+      if (!referencesApiUnavailable) accountWideReferences(false).catch(() => undefined);
       let refs = createCollector(wanted);
       let checked = 0;
       const onBatch = (size: number) => {
@@ -665,6 +675,7 @@ export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
   const ec2 = deps.ec2 ?? awsClients.ec2;
   const call = makeCall(deps);
   const tagging = createTagging(ec2, call);
+  const limiter = deps.limiter ?? defaultLimiter;
 
   // An image-id filter, unlike ImageIds, simply leaves out ids that no longer exist instead of
   // failing the whole call, so a re-check costs one call per 200 images whatever has vanished.
@@ -692,6 +703,8 @@ export function createImageActions(deps: AdapterDeps = {}): ImageActionsPort {
   }
 
   return {
+    deregistrationsPerSecond: limiter.ratePerSecond('DeregisterImage'),
+
     async describeImages(imageIds) {
       const images: Image[] = [];
       for (const ids of chunk([...new Set(imageIds)], FILTER_VALUES_PER_CALL)) {

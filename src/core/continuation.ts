@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { NOT_REACHED } from './planner.ts';
 import type { CostEstimate, RunReport, RunTotals } from './report.ts';
 
 /**
@@ -23,6 +24,11 @@ export interface Continuation {
   /** What earlier invocations did; counts of the run's inventory come from the first one. */
   totals: RunTotals;
   cost: Pick<CostEstimate, 'reclaimedGiB' | 'reclaimableGiB'>;
+  /**
+   * The first invocation's kept images by rule. Later invocations do not read again what uses the
+   * images kept whatever uses them; their reports say with this what the first one decided.
+   */
+  kept?: Record<string, number>;
 }
 
 /** How many invocations one run may take before it stops and says so, rather than loop forever. */
@@ -37,6 +43,12 @@ const totalsSchema = z.custom<RunTotals>(
   { message: 'totals must map counters to whole numbers' },
 );
 
+/** Rule ids are short words; a rule map never holds more entries than there are rules. */
+const MAX_RULES = 64;
+const keptSchema = z
+  .record(z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/), z.number().int().min(0))
+  .refine((kept) => Object.keys(kept).length <= MAX_RULES, { message: `at most ${MAX_RULES} rules` });
+
 export const continuationSchema = z.strictObject({
   runId: z.string().min(1).max(100),
   invocation: z.number().int().min(1).max(MAX_INVOCATIONS),
@@ -45,6 +57,8 @@ export const continuationSchema = z.strictObject({
   scheduled: z.boolean(),
   totals: totalsSchema,
   cost: z.strictObject({ reclaimedGiB: z.number().min(0), reclaimableGiB: z.number().min(0) }),
+  // Absent from continuations made before it existed.
+  kept: keptSchema.optional(),
 });
 
 /** Counts of what was done, which add up across invocations. */
@@ -64,17 +78,11 @@ const DONE: readonly (keyof RunTotals)[] = [
 ];
 
 /**
- * Counts of the account as the run found it, which the first invocation measured. Orphans are
- * not among them: an invocation leaves the sharing of some orphans unread for the next one.
+ * Counts of the account as the run found it, which the first invocation measured. Orphans and
+ * eligible images are not among them: an invocation leaves the sharing of some orphans, and the
+ * references of some images due for removal, unread for the next one.
  */
-const INVENTORY: readonly (keyof RunTotals)[] = [
-  'images',
-  'kept',
-  'eligible',
-  'findings',
-  'snapshots',
-  'snapshotsKept',
-];
+const INVENTORY: readonly (keyof RunTotals)[] = ['images', 'findings', 'snapshots', 'snapshotsKept'];
 
 /**
  * The report of an invocation that continues a run, made to cover the whole run: its actions and
@@ -101,13 +109,24 @@ export function continueReport(
     previous.totals.orphans ?? 0,
     (previous.totals.orphansDeleted ?? 0) + report.totals.orphans,
   );
+  // Likewise every eligible image: deregistered by an earlier invocation, or decided by this one.
+  totals.eligible = Math.max(
+    previous.totals.eligible ?? 0,
+    (previous.totals.deregistered ?? 0) + report.totals.eligible,
+  );
+  totals.kept = Math.max(0, totals.images - totals.eligible);
   const reclaimedGiB = round(previous.cost.reclaimedGiB + report.cost.reclaimedGiB);
   const reclaimableGiB = round(previous.cost.reclaimableGiB + report.cost.reclaimableGiB);
+  const carried = report.carried && {
+    ...report.carried,
+    ...(previous.kept ? { firstInvocation: { keptByRule: previous.kept } } : {}),
+  };
   return {
     ...report,
     run,
     startedAt: previous.startedAt,
     totals,
+    ...(carried ? { carried } : {}),
     cost: {
       ...report.cost,
       reclaimedGiB,
@@ -128,7 +147,21 @@ export function nextContinuation(report: RunReport, scheduled: boolean): Continu
     scheduled,
     totals: report.totals,
     cost: { reclaimedGiB: report.cost.reclaimedGiB, reclaimableGiB: report.cost.reclaimableGiB },
+    // A carried report knows the first invocation's counts only from its continuation.
+    ...(report.carried
+      ? report.carried.firstInvocation && { kept: report.carried.firstInvocation.keptByRule }
+      : { kept: keptByRule(report) }),
   };
+}
+
+/** A report's kept images by rule; those it left undecided are not kept, only not reached yet. */
+function keptByRule(report: RunReport): Record<string, number> {
+  const kept: Record<string, number> = {};
+  for (const decision of report.decisions) {
+    if (decision.verdict !== 'keep' || decision.rule === NOT_REACHED) continue;
+    kept[decision.rule] = (kept[decision.rule] ?? 0) + 1;
+  }
+  return kept;
 }
 
 function round(value: number): number {

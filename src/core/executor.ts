@@ -8,6 +8,7 @@ import {
   type ExecuteOptions,
   type KindExecution,
   runLifecycle,
+  type StagedPlan,
 } from './lifecycle-executor.ts';
 import type { ImageActionsPort, ImageUsagePort } from './ports.ts';
 import { UNSUPPORTED_MARK } from './shared-images.ts';
@@ -29,21 +30,22 @@ export interface ImageExecuteOptions extends ExecuteOptions {
   usage?: Pick<ImageUsagePort, 'createUsageReport'>;
 }
 
-type Snapshots = Map<string, Snapshot> | { error: unknown } | undefined;
+type Snapshots = ReadonlyMap<string, Snapshot> | { error: unknown } | undefined;
 
 /**
  * Carries out the image half of a plan through the one lifecycle executor (lifecycle-executor.ts),
  * which holds the rails: dry run, the re-check right before each image advances, the time budget.
  * What is the image's own: its deprecation, disabling and enabling it, deregistering it with its
- * snapshots (never one another image uses, or one that must outlive it), and usage reports.
+ * snapshots (never one another image uses, or one that must outlive it), and usage reports. A
+ * staged plan's deregistrations may start before the plan is complete.
  */
 export function executePlan(
-  plan: Plan,
+  plan: Pick<Plan, 'actions'> | StagedPlan<PlannedAction>,
   port: ImageActionsPort,
   options: ImageExecuteOptions,
 ): Promise<ActionOutcome[]> {
-  let snapshotsNow: Snapshots;
-  const kind: KindExecution<PlannedAction, ActionOutcome, Image> = {
+  const describeSnapshots = port.describeSnapshots?.bind(port);
+  const kind: KindExecution<PlannedAction, ActionOutcome, Image, Snapshot> = {
     id: (action) => action.imageId,
     phase: (action) => (action.kind === 'mark' ? 'mark' : action.kind === 'unmark' ? 'unmark' : 'advance'),
     log: {
@@ -115,30 +117,26 @@ export function executePlan(
       return warnings;
     },
     describe: (ids) => port.describeImages(ids),
-    async prepare(advances) {
-      const ids = advances
-        .filter((action) => action.kind === 'deregister')
-        .flatMap((action) => action.snapshotIds ?? []);
-      if (!port.describeSnapshots || ids.length === 0) return;
-      try {
-        const found = await port.describeSnapshots(ids);
-        snapshotsNow = new Map(found.map((snapshot) => [snapshot.snapshotId, snapshot]));
-      } catch (error) {
-        options.log.warn('re-check of snapshots before deregistering failed; images go without them', {
-          error,
-        });
-        snapshotsNow = { error };
-      }
-    },
+    // The tags of the snapshots that go with an image are read again too, alongside its re-check.
+    ...(describeSnapshots
+      ? {
+          prepare: {
+            ids: (action: PlannedAction) => (action.kind === 'deregister' ? (action.snapshotIds ?? []) : []),
+            read: (ids: readonly string[]) => describeSnapshots(ids),
+            key: (snapshot: Snapshot) => snapshot.snapshotId,
+            failedLog: 're-check of snapshots before deregistering failed; images go without them',
+          },
+        }
+      : {}),
     resourceId: (image) => image.imageId,
     veto: (image) => recheckVeto(image, options),
     advance(action, image, context) {
       if (action.kind === 'disable') return disable(action, image, port, options, context);
       if (action.kind === 'request-usage-report') return usageReportAction(action, port, options);
-      return deregister(action, port, options, snapshotsNow, context);
+      return deregister(action, port, options, context.prepared, context);
     },
   };
-  return runLifecycle(plan.actions, kind, options);
+  return runLifecycle('actions' in plan ? plan.actions : plan, kind, options);
 }
 
 /**
@@ -151,7 +149,7 @@ async function disable(
   image: Image,
   port: ImageActionsPort,
   options: ExecuteOptions,
-  context: AdvanceContext<Image>,
+  context: AdvanceContext<Image, Snapshot>,
 ): Promise<ActionOutcome> {
   if (image.state === 'disabled') return outcome(action, 'done', 'already disabled');
   if (!port.disableImage) return failed(action, new UnsupportedApiError('DisableImage'));
@@ -229,7 +227,7 @@ async function deregister(
   port: ImageActionsPort,
   options: ExecuteOptions,
   snapshotsNow: Snapshots,
-  context: AdvanceContext<Image>,
+  context: AdvanceContext<Image, Snapshot>,
 ): Promise<ActionOutcome> {
   const { remove, kept } = snapshotsToRemove(action, snapshotsNow, options);
   // DeleteAssociatedSnapshots deletes every snapshot of the image, so only when all of them go.
@@ -306,7 +304,7 @@ function snapshotsToRemove(
 ): { remove: string[]; kept: { snapshotId: string; reason: string }[] } {
   const kept = [...(action.keptSnapshots ?? [])];
   const planned = action.snapshotIds ?? [];
-  if (current !== undefined && !(current instanceof Map)) {
+  if (current !== undefined && 'error' in current) {
     const reason = `kept for now: its tags could not be read again (${errorCode(current.error)}); a later run decides it`;
     return { remove: [], kept: [...kept, ...planned.map((snapshotId) => ({ snapshotId, reason }))] };
   }

@@ -119,6 +119,87 @@ export function advanceDue<R>(kind: KindLifecycle<R>, resource: R, now: Date): b
   return stageOf(kind, resource, now).at === 'due';
 }
 
+/** The advance this run makes of an eligible resource when one is due, before the cap. */
+export function dueAdvance<R>(
+  kind: KindLifecycle<R>,
+  resource: R,
+  now: Date,
+): Extract<Move<R>, { move: 'advance' }> | undefined {
+  const stage = stageOf(kind, resource, now);
+  if (stage.at !== 'due') return undefined;
+  return {
+    move: 'advance',
+    kind: stage.kind,
+    resource,
+    markedAt: stage.markedAt,
+    ...(stage.step ? { step: stage.step } : {}),
+  };
+}
+
+/** The order the cap takes advances in: oldest first, ties by id. */
+export function capOrder<R>(kind: KindLifecycle<R>): (a: R, b: R) => number {
+  return (a, b) =>
+    kind.bornAt(a).getTime() - kind.bornAt(b).getTime() || kind.id(a).localeCompare(kind.id(b));
+}
+
+/**
+ * Lets advances start before every resource is decided without changing which ones the cap
+ * selects. The plan takes the first `cap` of the due resources that still go once decided, in cap
+ * order; facts read later (references, sharing) can only keep a resource, never make one due. So,
+ * given every resource whose advance is due before those facts, the gate releases one that goes as
+ * soon as it is certain to be among the selected: at once while all the due ones fit in the cap,
+ * otherwise in cap order, once every due resource before it is decided.
+ */
+export class CapGate<R> {
+  private readonly order: R[];
+  private readonly position = new Map<string, number>();
+  private readonly decided = new Map<number, boolean>();
+  private next = 0;
+  private count = 0;
+  /** Every due resource fits in the cap: each is released as soon as it is decided. */
+  readonly fits: boolean;
+
+  private readonly kind: KindLifecycle<R>;
+
+  constructor(kind: KindLifecycle<R>, due: readonly R[]) {
+    this.kind = kind;
+    this.order = [...due].sort(capOrder(kind));
+    for (const [index, resource] of this.order.entries()) this.position.set(kind.id(resource), index);
+    this.fits = this.order.length <= kind.cap;
+  }
+
+  /** How many have been released. */
+  get released(): number {
+    return this.count;
+  }
+
+  /** Nothing more will be released: every due resource is decided, or the cap is reached. */
+  get complete(): boolean {
+    return this.decided.size === this.order.length || this.count >= this.kind.cap;
+  }
+
+  /** Records whether a resource goes, once its decision is final; returns those this releases. */
+  settle(resource: R, goes: boolean): R[] {
+    const index = this.position.get(this.kind.id(resource));
+    if (index === undefined || this.decided.has(index)) return [];
+    this.decided.set(index, goes);
+    if (this.fits) {
+      if (!goes) return [];
+      this.count += 1;
+      return [this.order[index] as R];
+    }
+    const out: R[] = [];
+    while (this.next < this.order.length && this.decided.has(this.next)) {
+      if (this.decided.get(this.next) === true && this.count < this.kind.cap) {
+        out.push(this.order[this.next] as R);
+        this.count += 1;
+      }
+      this.next += 1;
+    }
+    return out;
+  }
+}
+
 /** Days from the mark to the last stage, for the date a mark announces; a step nothing follows adds none. */
 function daysToRemoval<R>(kind: KindLifecycle<R>): number {
   return kind.steps.reduce(
@@ -170,11 +251,8 @@ export function planLifecycle<R>(
     }
   }
 
-  advances.sort(
-    (a, b) =>
-      kind.bornAt(a.resource).getTime() - kind.bornAt(b.resource).getTime() ||
-      kind.id(a.resource).localeCompare(kind.id(b.resource)),
-  );
+  const order = capOrder(kind);
+  advances.sort((a, b) => order(a.resource, b.resource));
   const limit = kind.cap;
   moves.push(...advances.slice(0, limit));
   return {

@@ -2,7 +2,7 @@ import { DISABLED_AT_TAG, type Policy } from '../config/policy.ts';
 import type { Decision, Image, Plan, PlannedAction } from '../model.ts';
 import { HOLDING_RULES } from '../rules/shared-image.ts';
 import { DAY_MS, isoDay } from '../rules/types.ts';
-import { addDays, type KindLifecycle, planLifecycle, removalLimit } from './lifecycle.ts';
+import { addDays, type KindLifecycle, type Move, planLifecycle, removalLimit } from './lifecycle.ts';
 
 export { addDays, parseMarkedAt, removalLimit } from './lifecycle.ts';
 
@@ -27,8 +27,11 @@ export interface PlanInput {
 /** Deprecation times AWS stores are rounded, and graceDays may have changed since marking. */
 const DEPRECATION_MATCH_TOLERANCE_MS = DAY_MS;
 
+/** The rule of an image left undecided because the invocation's time went to acting: decided on the next. */
+export const NOT_REACHED = 'not-reached';
+
 /** Keep verdicts that leave an image marked: its fate is undecided, not reversed. */
-const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', ...HOLDING_RULES]);
+const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', NOT_REACHED, ...HOLDING_RULES]);
 
 /** The image's part of the one lifecycle: mark, optionally disable, then deregister. */
 export function imageLifecycle(
@@ -50,18 +53,62 @@ export function imageLifecycle(
   };
 }
 
+/** What advancing an image needs besides its decision: the inventory and the snapshot guards. */
+export type PlanContext = Omit<PlanInput, 'decisions'>;
+
+/**
+ * The lifecycle of a run's images and the action advancing one of them, written once for the plan
+ * and for a deregistration that starts before the plan is complete, so both are the same action.
+ */
+export function imagePlanner(input: PlanContext) {
+  const { policy } = input;
+  const snapshotUsers = countSnapshotUsers(input.images);
+  const lifecycle = imageLifecycle(policy, input.images.length);
+
+  function snapshotsOf(image: Image) {
+    const own = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1);
+    const keptSnapshots = own.flatMap((snapshotId) => {
+      const reason = input.snapshotGuards?.get(snapshotId);
+      return reason === undefined ? [] : [{ snapshotId, reason }];
+    });
+    const snapshotIds = policy.deleteSnapshots ? own.filter((id) => !input.snapshotGuards?.has(id)) : [];
+    const sharedSnapshotIds = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
+    return { snapshotIds, sharedSnapshotIds, ...(keptSnapshots.length > 0 ? { keptSnapshots } : {}) };
+  }
+
+  const base = (image: Image, decision: Decision | undefined) => ({
+    imageId: image.imageId,
+    name: image.name,
+    rule: decision?.rule ?? 'unknown',
+    reason: decision?.reason ?? '',
+  });
+
+  return {
+    lifecycle,
+    base,
+    /** The action that advances an eligible image: its optional step, or its deregistration. */
+    advance(move: Extract<Move<Image>, { move: 'advance' }>, decision: Decision | undefined): PlannedAction {
+      const image = move.resource;
+      const common = base(image, decision);
+      const reason =
+        move.markedAt === undefined ? common.reason : `${common.reason}; marked ${isoDay(move.markedAt)}`;
+      if (move.kind === 'disable') return { ...common, kind: 'disable', reason };
+      return { ...common, kind: 'deregister', reason, ...snapshotsOf(image) };
+    },
+  };
+}
+
 /**
  * Turns decisions into a plan: plain data, no AWS calls, so `plan` and `apply` agree and a plan can
  * be printed or diffed. Staged removal: an eligible image is first marked, and only removed once
  * `graceDays` have passed since the mark while it is still eligible (disabled first, and removed
  * `removal.disableDays` later, when that step is on).
  */
-export function buildPlan(input: PlanInput): Plan {
+export function buildPlan(input: PlanInput, planner = imagePlanner(input)): Plan {
   const { images, decisions, policy, now } = input;
   const byId = new Map(images.map((image) => [image.imageId, image]));
-  const snapshotUsers = countSnapshotUsers(images);
   const decisionOf = new Map(decisions.map((decision) => [decision.imageId, decision]));
-  const lifecycle = imageLifecycle(policy, images.length);
+  const { lifecycle } = planner;
   const subjects = decisions.flatMap((decision) => {
     const image = byId.get(decision.imageId);
     return image
@@ -75,15 +122,7 @@ export function buildPlan(input: PlanInput): Plan {
       : [];
   });
   const staged = planLifecycle(lifecycle, subjects, now);
-  const base = (image: Image) => {
-    const decision = decisionOf.get(image.imageId);
-    return {
-      imageId: image.imageId,
-      name: image.name,
-      rule: decision?.rule ?? 'unknown',
-      reason: decision?.reason ?? '',
-    };
-  };
+  const base = (image: Image) => planner.base(image, decisionOf.get(image.imageId));
   const usageReports = input.usageReportsNeeded ?? new Set<string>();
   const shared = input.sharedImageIds ?? new Set<string>();
 
@@ -115,13 +154,7 @@ export function buildPlan(input: PlanInput): Plan {
         ...(usageReports.has(image.imageId) ? { requestUsageReport: true } : {}),
       });
     } else if (move.move === 'advance') {
-      const reason = base(image).reason;
-      const marked = move.markedAt === undefined ? reason : `${reason}; marked ${isoDay(move.markedAt)}`;
-      if (move.kind === 'disable') {
-        actions.push({ ...base(image), kind: 'disable', reason: marked });
-        continue;
-      }
-      actions.push({ ...base(image), kind: 'deregister', reason: marked, ...snapshotsOf(image) });
+      actions.push(planner.advance(move, decisionOf.get(image.imageId)));
     }
   }
   // Shared images waiting on their use elsewhere: a fresh usage report where none can be trusted.
@@ -129,17 +162,6 @@ export function buildPlan(input: PlanInput): Plan {
     if (decision.rule !== 'shared-use-unknown' || !usageReports.has(decision.imageId)) continue;
     const image = byId.get(decision.imageId);
     if (image) actions.push({ ...base(image), kind: 'request-usage-report' });
-  }
-
-  function snapshotsOf(image: Image) {
-    const own = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) <= 1);
-    const keptSnapshots = own.flatMap((snapshotId) => {
-      const reason = input.snapshotGuards?.get(snapshotId);
-      return reason === undefined ? [] : [{ snapshotId, reason }];
-    });
-    const snapshotIds = policy.deleteSnapshots ? own.filter((id) => !input.snapshotGuards?.has(id)) : [];
-    const sharedSnapshotIds = image.snapshotIds.filter((id) => (snapshotUsers.get(id) ?? 0) > 1);
-    return { snapshotIds, sharedSnapshotIds, ...(keptSnapshots.length > 0 ? { keptSnapshots } : {}) };
   }
 
   const { limit } = staged.cap;

@@ -24,6 +24,16 @@ export interface InventoryPort {
    * treats a missing answer as "unknown", which blocks every removal.
    */
   findReferences(images: readonly Image[], progress?: CheckProgress): Promise<Map<string, Reference[]>>;
+  /**
+   * How many images one reference check takes (DescribeImageReferences: 10). The sweep asks that
+   * many at a time, so each answer is complete for its images, which can then be acted on at once.
+   */
+  readonly referenceBatchSize?: number;
+  /**
+   * Starts now what every reference check needs whatever the images (the account-wide listings of
+   * launch templates and Auto Scaling groups), so it overlaps the image and snapshot listings.
+   */
+  prepareReferences?(): void;
 }
 
 /** Told after each page of a listing: how many have been listed so far. */
@@ -69,6 +79,8 @@ export interface DeregisterResult {
 }
 
 export interface ImageActionsPort {
+  /** The steady pace of deregistrations, where they are paced: how many an invocation can still reach. */
+  readonly deregistrationsPerSecond?: number | undefined;
   /** Current state of the given images; ids that no longer exist are simply absent. */
   describeImages(imageIds: readonly string[]): Promise<Image[]>;
   tagImage(imageId: string, tags: Record<string, string>): Promise<void>;

@@ -109,7 +109,20 @@ export interface RunReport {
   attribution?: AttributionSummary;
   /** Which invocation of a run this is, for a run that continued across invocations. */
   run?: { runId: string; invocation: number; startedAt: string };
+  /**
+   * A continued invocation did not read again what uses the images kept whatever uses them: their
+   * decisions are flagged `carried`. `firstInvocation` is what the run's first invocation, which
+   * read it, decided: its kept images by rule (`in-use` among them).
+   */
+  carried?: CarriedDecisions;
   warnings: string[];
+}
+
+export interface CarriedDecisions {
+  /** This invocation's decisions flagged `carried`. */
+  decisions: number;
+  firstInvocation?: { keptByRule: Record<string, number> };
+  note: string;
 }
 
 export interface ReportMeta {
@@ -124,9 +137,15 @@ export interface ReportMeta {
   snapshotOutcomes?: SnapshotActionOutcome[];
   /** GiB by snapshot id, for every snapshot the run knows, to price what it removes. */
   snapshotSizes?: ReadonlyMap<string, number>;
-  /** Orphan candidates not decided for lack of time: the run is not complete. */
+  /** Removal candidates (orphans, images) not decided for lack of time: the run is not complete. */
   undecided?: number;
+  /** Decisions a continued invocation carried (see RunReport.carried). */
+  carried?: number;
 }
+
+/** What the report says of carried decisions. */
+export const CARRIED_NOTE =
+  "images kept whatever uses them: this invocation did not read their references again, so their reasons may leave out what uses them; the run's first invocation read them and logged its decisions";
 
 export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportMeta): RunReport {
   const findings = plan.decisions.flatMap((decision) =>
@@ -205,6 +224,7 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     cost: estimateCost(plan, outcomes, snapshotOutcomes, meta.snapshotSizes ?? new Map()),
     ...(meta.trail ? { trail: meta.trail } : {}),
     ...(meta.attribution ? { attribution: meta.attribution } : {}),
+    ...(meta.carried ? { carried: { decisions: meta.carried, note: CARRIED_NOTE } } : {}),
     warnings,
   };
 }

@@ -17,7 +17,7 @@ export type SharedFacts = Pick<ImageFacts, 'sharing' | 'usage' | 'usedInTargets'
  * Asks each target account an image is shared with what uses it there, one batch per account. A
  * failed read becomes a usage error, which keeps the image: an unknown use is never "unused".
  */
-async function checkInConsumers(
+export async function checkInConsumers(
   images: readonly Image[],
   facts: Map<string, SharedFacts>,
   consumers: ConsumerReferences,
@@ -77,13 +77,32 @@ export async function gatherSharedFacts(
     onChecked?: ((done: number, total: number) => void) | undefined;
   },
 ): Promise<Map<string, SharedFacts>> {
-  const facts = new Map<string, SharedFacts>();
   let checked = 0;
   context.onChecked?.(0, images.length);
+  const facts = await readSharedFacts(images, usage, {
+    ...context,
+    onRead: () => {
+      checked += 1;
+      context.onChecked?.(checked, images.length);
+    },
+  });
+  if (context.consumers) await checkInConsumers(images, facts, context.consumers);
+  return facts;
+}
+
+/**
+ * Each image's launch permissions and, where they reach beyond the account, its usage report: the
+ * shared facts but the target accounts' own checks (checkInConsumers), which go by account.
+ */
+export async function readSharedFacts(
+  images: readonly Image[],
+  usage: ImageUsagePort,
+  context: { accountId: string; now: Date; onRead?: (() => void) | undefined },
+): Promise<Map<string, SharedFacts>> {
+  const facts = new Map<string, SharedFacts>();
   await forEachConcurrent(images, SHARING_CONCURRENCY, async (image) => {
     await readSharing(image);
-    checked += 1;
-    context.onChecked?.(checked, images.length);
+    context.onRead?.();
   });
   async function readSharing(image: Image): Promise<void> {
     let sharing: ImageFacts['sharing'];
@@ -105,7 +124,6 @@ export async function gatherSharedFacts(
     }
     facts.set(image.imageId, { sharing, usage: await usageOf(image, usage, context.now) });
   }
-  if (context.consumers) await checkInConsumers(images, facts, context.consumers);
   return facts;
 }
 

@@ -8,6 +8,7 @@ import {
   type ExecuteOptions,
   type KindExecution,
   runLifecycle,
+  type StagedPlan,
 } from './lifecycle-executor.ts';
 import type { ImageActionsPort } from './ports.ts';
 
@@ -25,10 +26,11 @@ const SNAPSHOT_GONE = new Set(['InvalidSnapshot.NotFound']);
 
 /**
  * Carries out the snapshot half of a plan through the one lifecycle executor, under the same
- * rails as images. What is the snapshot's own: deleting it, or moving it to the archive tier.
+ * rails as images. What is the snapshot's own: deleting it, or moving it to the archive tier. A
+ * staged plan's deletions may start before the plan is complete.
  */
 export function executeSnapshotPlan(
-  plan: SnapshotPlan,
+  plan: Pick<SnapshotPlan, 'actions'> | StagedPlan<PlannedSnapshotAction>,
   port: SnapshotActionsPort,
   options: ExecuteOptions,
 ): Promise<SnapshotActionOutcome[]> {
@@ -74,7 +76,7 @@ export function executeSnapshotPlan(
         ? archive(action, snapshot, port, options, context)
         : remove(action, port, context),
   };
-  return runLifecycle(plan.actions, kind, options);
+  return runLifecycle('actions' in plan ? plan.actions : plan, kind, options);
 }
 
 async function remove(

@@ -1,7 +1,7 @@
 import { ARCHIVED_AT_TAG, type Policy } from '../config/policy.ts';
 import type { PlannedSnapshotAction, Snapshot, SnapshotDecision, SnapshotPlan } from '../model.ts';
 import { isoDay } from '../rules/types.ts';
-import { advanceDue, type KindLifecycle, planLifecycle, removalLimit } from './lifecycle.ts';
+import { advanceDue, type KindLifecycle, type Move, planLifecycle, removalLimit } from './lifecycle.ts';
 
 type SnapshotPolicy = Pick<Policy, 'graceDays' | 'snapshots' | 'maxRemovalsPercent'>;
 
@@ -42,6 +42,26 @@ export function snapshotLifecycle(policy: SnapshotPolicy, inventorySize: number)
   };
 }
 
+/** The action advancing an orphan (its deletion or archiving), the same for the plan and for one that starts early. */
+export function snapshotAdvanceAction(
+  move: Extract<Move<Snapshot>, { move: 'advance' }>,
+  decision: SnapshotDecision | undefined,
+): PlannedSnapshotAction {
+  const common = snapshotBase(move.resource, decision);
+  const reason =
+    move.markedAt === undefined ? common.reason : `${common.reason}; marked ${isoDay(move.markedAt)}`;
+  return { ...common, kind: move.kind === 'archive' ? 'archive' : 'delete', reason };
+}
+
+function snapshotBase(snapshot: Snapshot, decision: SnapshotDecision | undefined) {
+  return {
+    snapshotId: snapshot.snapshotId,
+    rule: decision?.rule ?? 'unknown',
+    reason: decision?.reason ?? '',
+    sizeGiB: decision?.sizeGiB ?? 0,
+  };
+}
+
 /**
  * The snapshot half of the plan, staged like images: an orphan is first marked, deleted (or
  * archived) once `graceDays` have passed while it is still an orphan, and unmarked if it stops
@@ -73,15 +93,7 @@ export function buildSnapshotPlan(input: {
     }),
     now,
   );
-  const base = (snapshot: Snapshot) => {
-    const decision = decisionOf.get(snapshot.snapshotId);
-    return {
-      snapshotId: snapshot.snapshotId,
-      rule: decision?.rule ?? 'unknown',
-      reason: decision?.reason ?? '',
-      sizeGiB: decision?.sizeGiB ?? 0,
-    };
-  };
+  const base = (snapshot: Snapshot) => snapshotBase(snapshot, decisionOf.get(snapshot.snapshotId));
   const actions: PlannedSnapshotAction[] = [];
   for (const move of staged.moves) {
     const snapshot = move.resource;
@@ -94,11 +106,7 @@ export function buildSnapshotPlan(input: {
     } else if (move.move === 'mark') {
       actions.push({ ...base(snapshot), kind: 'mark', removeAfter: move.removeAfter.toISOString() });
     } else if (move.move === 'advance') {
-      const reason =
-        move.markedAt === undefined
-          ? base(snapshot).reason
-          : `${base(snapshot).reason}; marked ${isoDay(move.markedAt)}`;
-      actions.push({ ...base(snapshot), kind: move.kind === 'archive' ? 'archive' : 'delete', reason });
+      actions.push(snapshotAdvanceAction(move, decisionOf.get(snapshot.snapshotId)));
     }
   }
   const { limit } = staged.cap;

@@ -37,7 +37,10 @@ export interface SnapshotEvaluation {
 export interface ShareCheckBudget {
   /** False once no share check may start, so that time is left to act on what was decided. */
   mayRead(): boolean;
-  /** True once this many deletions decided fill what is left of the invocation. */
+  /**
+   * True once this many deletions decided (within the cap) fill what is left of the invocation;
+   * where deletions start as they are decided, those already carried out no longer count.
+   */
   deletionsFill(decided: number): boolean;
 }
 
@@ -101,6 +104,10 @@ export async function evaluateSnapshots(
     binnedImages?: ReadonlyMap<string, BinnedImage> | undefined;
     /** Told after each orphan candidate's share check (or its being left for the next run). */
     onShareChecked?: ((done: number, total: number) => void) | undefined;
+    /** Told the orphan candidates, in the order their sharing is read, before any is read. */
+    onCandidates?: ((candidates: readonly Snapshot[]) => void) | undefined;
+    /** Told each orphan candidate's final decision as soon as it is made, its sharing read or not. */
+    onDecided?: ((snapshot: Snapshot, decision: SnapshotDecision) => void) | undefined;
   },
 ): Promise<SnapshotEvaluation> {
   const { accountId, images, policy, now, log, warnings } = context;
@@ -130,8 +137,12 @@ export async function evaluateSnapshots(
     decisions.set(snapshot.snapshotId, decision);
     if (decision.verdict === 'orphan') candidates.push(snapshot);
   }
-  // Oldest first, the order deletions go in, so the share checks a budget allows serve the plan.
-  candidates.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  // Oldest first (ties by id), the order the cap takes deletions in, so the share checks a budget
+  // allows serve the plan, and a deletion can start once those before it are decided.
+  candidates.sort(
+    (a, b) => a.startTime.getTime() - b.startTime.getTime() || a.snapshotId.localeCompare(b.snapshotId),
+  );
+  context.onCandidates?.(candidates);
   const { budget } = context;
   const cap = removalLimit(
     { maxRemovalsPerRun: policy.snapshots.maxDeletionsPerRun, maxRemovalsPercent: policy.maxRemovalsPercent },
@@ -151,12 +162,14 @@ export async function evaluateSnapshots(
     const reason = budget && notReadReason(budget, due, Math.min(dueOrphans, cap));
     if (reason) {
       undecided += 1;
-      decisions.set(snapshot.snapshotId, {
+      const kept: SnapshotDecision = {
         ...evaluateSnapshot(snapshot, factsOf(snapshot), policy, now),
         verdict: 'keep',
         rule: 'not-reached',
         reason,
-      });
+      };
+      decisions.set(snapshot.snapshotId, kept);
+      context.onDecided?.(snapshot, kept);
       return;
     }
     let sharing: SharePermissions | 'unknown';
@@ -169,6 +182,7 @@ export async function evaluateSnapshots(
     const decision = evaluateSnapshot(snapshot, factsOf(snapshot, sharing), policy, now);
     decisions.set(snapshot.snapshotId, decision);
     if (due && decision.verdict === 'orphan') dueOrphans += 1;
+    context.onDecided?.(snapshot, decision);
   }
 
   const ordered = snapshots.flatMap((snapshot) => {

@@ -525,18 +525,13 @@ describe('executePlan: the time budget', () => {
   it.each([0, 1, 3])(
     'stops cleanly after %i deregistrations when the remaining time drops below the reserve',
     async (n) => {
-      // Prepare: plenty of time for the first n checks, then less than the reserve.
+      // Prepare: plenty of time until n deregistrations have started, then less than the reserve.
       const images = Array.from({ length: 4 }, (_, index) =>
         dueImage({ creationDate: daysBefore(NOW, 400 - index) }),
       );
       const account = accountWith(...images);
-      let checks = 0;
-      const deadline: Deadline = {
-        remainingMs: () => {
-          checks += 1;
-          return checks <= n ? 600_000 : 19_999;
-        },
-      };
+      const started = () => account.calls.filter((call) => call.startsWith('deregisterImage')).length;
+      const deadline: Deadline = { remainingMs: () => (started() < n ? 600_000 : 19_999) };
       const work = plan(images.map((subject) => deregisterOf(subject)));
 
       // Act

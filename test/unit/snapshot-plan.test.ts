@@ -776,16 +776,11 @@ describe('executeSnapshotPlan', () => {
   });
 
   it.each([0, 1, 2])('stops cleanly after %i actions when the time budget runs low', async (n) => {
-    // Prepare: plenty of time for the first n checks, then less than the reserve.
+    // Prepare: plenty of time until n deletions have started, then less than the reserve.
     const targets = Array.from({ length: 3 }, () => marked(daysBefore(NOW, 10)));
     const account = accountWith(...targets);
-    let checks = 0;
-    const deadline: Deadline = {
-      remainingMs: () => {
-        checks += 1;
-        return checks <= n ? 600_000 : 19_999;
-      },
-    };
+    const started = () => account.calls.filter((call) => call.startsWith('deleteSnapshot')).length;
+    const deadline: Deadline = { remainingMs: () => (started() < n ? 600_000 : 19_999) };
 
     // Act
     const outcomes = await executeSnapshotPlan(

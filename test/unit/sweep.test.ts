@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { MARKED_AT_TAG, parsePolicy } from '../../src/config/policy.ts';
+import { decideBeforeReferences } from '../../src/core/image-decisions.ts';
 import { unboundedDeadline } from '../../src/core/ports.ts';
 import { runSweep, type SweepRequest } from '../../src/core/sweep.ts';
 import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
@@ -176,11 +177,17 @@ describe('runSweep on the demo account', () => {
   });
 
   it('acts once the references of the images it may remove are known, reading the rest alongside', async () => {
-    // Prepare: the second lookup answers only when the test lets it.
+    // Prepare: the lookup of the images kept whatever uses them answers only when the test lets it.
     const { account, ports } = demo();
     await runSweep(ports, request());
     account.calls.length = 0;
-    const present = [...account.images.keys()];
+    const later = daysAfter(NOW, 8);
+    const present = [...account.images.values()];
+    const keptAnyway = new Set(
+      decideBeforeReferences(present, DEMO_ACCOUNT_ID, request().policy, later).others.map(
+        (subject) => subject.imageId,
+      ),
+    );
     const asked: string[][] = [];
     let release = () => {};
     const released = new Promise<void>((resolve) => {
@@ -191,25 +198,28 @@ describe('runSweep on the demo account', () => {
       listOwnedImages: () => account.listOwnedImages(),
       findReferences: async (images: readonly Image[]) => {
         asked.push(images.map((subject) => subject.imageId));
-        if (asked.length > 1) await released;
+        if (images.some((subject) => keptAnyway.has(subject.imageId))) await released;
         return account.findReferences(images);
       },
     };
 
     // Act
-    const run = runSweep({ ...ports, inventory }, request({ now: daysAfter(NOW, 8) }));
+    const run = runSweep({ ...ports, inventory }, request({ now: later }));
     await vi.waitFor(() =>
       expect(account.calls.some((call) => call.startsWith('deregisterImage '))).toBe(true),
     );
     release();
     const report = await run;
 
-    // Assess: two lookups that cover every image once; removals did not wait for the second.
-    expect(asked).toHaveLength(2);
-    expect([...(asked[0] ?? []), ...(asked[1] ?? [])].sort()).toEqual(present.sort());
-    const removable = new Set(asked[0]);
+    // Assess: every image looked up once, the candidates ten at a time and never with the others;
+    // removals did not wait for the others' lookup.
+    expect(asked.flat().sort()).toEqual(present.map((subject) => subject.imageId).sort());
+    const [others, ...rest] = asked.filter((ids) => ids.some((id) => keptAnyway.has(id)));
+    expect(rest).toEqual([]);
+    expect([...(others ?? [])].sort()).toEqual([...keptAnyway].sort());
+    for (const ids of asked.filter((lookup) => lookup !== others)) expect(ids.length).toBeLessThanOrEqual(10);
     for (const decision of report.decisions.filter((d) => d.verdict === 'expire')) {
-      expect(removable.has(decision.imageId)).toBe(true);
+      expect(keptAnyway.has(decision.imageId)).toBe(false);
     }
     // Kept anyway, yet the reason still says what uses them.
     const inUse = report.decisions.filter((d) => d.rule === 'in-use').map((d) => d.name);
@@ -249,14 +259,19 @@ describe('runSweep on the demo account', () => {
 
   it('keeps acting, with a warning, when the references of the images kept anyway cannot be read', async () => {
     // Prepare
-    const { account, ports } = demo();
-    let lookups = 0;
+    const { account, ports, seed } = demo();
+    const keptAnyway = new Set(
+      decideBeforeReferences(seed.images, DEMO_ACCOUNT_ID, request().policy, NOW).others.map(
+        (subject) => subject.imageId,
+      ),
+    );
     const inventory = {
       accountId: () => account.accountId(),
       listOwnedImages: () => account.listOwnedImages(),
       findReferences: async (images: readonly Image[]) => {
-        lookups += 1;
-        if (lookups > 1) throw Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' });
+        if (images.some((subject) => keptAnyway.has(subject.imageId))) {
+          throw Object.assign(new Error('denied'), { name: 'UnauthorizedOperation' });
+        }
         return account.findReferences(images);
       },
     };
