@@ -167,8 +167,15 @@ export class Bench {
     return evaluateReference(this.simulator.state(), this.policy, this.asOf);
   }
 
-  /** One Lambda invocation of the sweep, as the handler wires it, on the simulated clock. */
-  async invoke(mode: 'plan' | 'apply', reference = this.reference()): Promise<Invocation> {
+  /**
+   * One Lambda invocation of the sweep, as the handler wires it, on the simulated clock. `continuing`
+   * is the continuation's invocation number, for a later invocation of a continued run.
+   */
+  async invoke(
+    mode: 'plan' | 'apply',
+    reference = this.reference(),
+    continuing?: { invocation: number },
+  ): Promise<Invocation> {
     const { clock, simulator, policy } = this;
     const before = simulator.calls();
     const redundancyBefore = { ...simulator.redundancy };
@@ -228,6 +235,7 @@ export class Bench {
           mode,
           dryRun: false,
           deadline: { remainingMs: () => start + this.invocationMs - clock.now() },
+          ...(continuing ? { continuing } : {}),
         },
       );
     } catch (caught) {
@@ -282,7 +290,11 @@ export class Bench {
     const startMs = this.clock.now();
     const realStart = performance.now();
     for (let index = 1; index <= MAX_INVOCATIONS; index++) {
-      const invocation = await this.invoke('apply', index === 1 ? reference : undefined);
+      const invocation = await this.invoke(
+        'apply',
+        index === 1 ? reference : undefined,
+        previous ? { invocation: previous.invocation } : undefined,
+      );
       invocations.push(invocation);
       options.onInvocation?.(invocation);
       const report = invocation.report;

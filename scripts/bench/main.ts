@@ -41,6 +41,7 @@ import { type OrganizationResult, runOrganization } from './organization.ts';
 import {
   boundFormula,
   describeCounts,
+  describeIdle,
   describeIntended,
   describeInvocation,
   failedActionsOf,
@@ -279,6 +280,15 @@ function printJob(result: JobResult): void {
     starts: job.invocations.map((inv) => inv.startMs - origin),
   })) {
     console.log(`  ${line}`);
+  }
+  const busiest = bench.simulator.usage().find((usage) => usage.bucket.key === bound.paced.busiest);
+  if (busiest) {
+    const windows = job.invocations.map((inv) => ({
+      index: inv.index,
+      fromMs: inv.startMs - origin,
+      toMs: inv.startMs - origin + inv.wallMs,
+    }));
+    console.log(`  what keeps the job from its bound: ${describeIdle(busiest, windows, h)}`);
   }
   const first = job.invocations[0];
   if (first) {

@@ -243,6 +243,41 @@ export function formatBuckets(
   return lines;
 }
 
+/**
+ * Where `bucket` fell below half the pace the limiter allows it, invocation by invocation: the
+ * 10 s bins in which the sweep drew less than that, and how many of them open the invocation. Such
+ * time is what a job spends beyond its pipelined bound on its busiest bucket.
+ */
+export function describeIdle(
+  usage: BucketUsage,
+  invocations: readonly { index: number; fromMs: number; toMs: number }[],
+  headroom: number,
+): string {
+  const pacedPerBin = usage.bucket.refillPerSecond * headroom * (USAGE_BIN_MS / 1000);
+  let idleInAll = 0;
+  let spanInAll = 0;
+  const parts = invocations.map(({ index, fromMs, toMs }) => {
+    const first = Math.floor(fromMs / USAGE_BIN_MS);
+    const last = Math.max(first, Math.ceil(toMs / USAGE_BIN_MS) - 1);
+    let idle = 0;
+    let leading = 0;
+    let opening = true;
+    for (let bin = first; bin <= last; bin++) {
+      const busy = (usage.sweep[bin] ?? 0) >= pacedPerBin / 2;
+      if (!busy) idle++;
+      if (opening && !busy) leading++;
+      else opening = false;
+    }
+    idleInAll += idle;
+    spanInAll += last - first + 1;
+    return `#${index} ${seconds(idle * USAGE_BIN_MS)} (its first ${seconds(leading * USAGE_BIN_MS)})`;
+  });
+  return (
+    `${usage.bucket.key} drew less than half its pace for ${parts.join(', ')}: ` +
+    `${seconds(idleInAll * USAGE_BIN_MS)} in all, ${Math.round((idleInAll / Math.max(1, spanInAll)) * 100)}% of the job`
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Targets
 
