@@ -27,14 +27,21 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * A wake-up for loops that wait on state others change: `wait()` resolves at the next `notify()`.
- * Whoever waits looks at the state again when woken, so a notify that nobody awaited is not lost.
+ * A wake-up for loops that wait on state others change. `version` counts the notifications: a loop
+ * reads it before looking at the state, and `wait(seen)` then resolves at once if anything was
+ * notified since, so a change made while the loop was busy is never slept through.
  */
 export class Signal {
   private wake: (() => void) | undefined;
   private next: Promise<void> | undefined;
+  private count = 0;
 
-  wait(): Promise<void> {
+  get version(): number {
+    return this.count;
+  }
+
+  wait(seen?: number): Promise<void> {
+    if (seen !== undefined && seen !== this.count) return Promise.resolve();
     this.next ??= new Promise<void>((resolve) => {
       this.wake = resolve;
     });
@@ -42,6 +49,7 @@ export class Signal {
   }
 
   notify(): void {
+    this.count += 1;
     const wake = this.wake;
     this.wake = undefined;
     this.next = undefined;

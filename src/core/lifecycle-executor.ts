@@ -385,11 +385,12 @@ export async function runLifecycle<A, O, R, P = never>(
       try {
         while (hasTime()) {
           if (queue.closed && queue.size === 0 && unread.length === 0 && preparing.length === 0) break;
+          const seen = { queue: queue.changed.version, progress: progress.version };
           if (await step()) {
             progress.notify();
             continue;
           }
-          await Promise.race([queue.changed.wait(), progress.wait()]);
+          await Promise.race([queue.changed.wait(seen.queue), progress.wait(seen.progress)]);
         }
       } finally {
         checking = false;
@@ -427,10 +428,11 @@ export async function runLifecycle<A, O, R, P = never>(
 
     const worker = async (): Promise<void> => {
       for (;;) {
+        const seen = progress.version;
         const item = ready.shift();
         if (item === undefined) {
           if (!checking) return;
-          await progress.wait();
+          await progress.wait(seen);
           continue;
         }
         progress.notify();

@@ -224,13 +224,19 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
   };
   const counted = (phase: 'image-actions' | 'snapshot-actions', message: string, total: () => number) =>
     progress ? { ...executeOptions, log: countingLog(log, message, phase, total, progress) } : executeOptions;
-  const imageActions = imageChain.plan.then((imagePlan) => imagePlan.actions);
+  // While a streaming plan is still being built, its size is what has been released so far.
+  let imagePlanSize: number | undefined;
+  let snapshotPlanSize: number | undefined;
+  const imageActions = imageChain.plan.then((imagePlan) => {
+    imagePlanSize = imagePlan.actions.length;
+    return imagePlan.actions;
+  });
   const imageExecution = streaming
     ? executePlan(
         { early: imageChain.early, plan: imageActions, onSettled: imageChain.onSettled },
         ports.actions,
         {
-          ...counted('image-actions', 'action', () => imageChain.early.pushed.length),
+          ...counted('image-actions', 'action', () => imagePlanSize ?? imageChain.early.pushed.length),
           ...(ports.usage ? { usage: ports.usage } : {}),
         },
       )
@@ -251,11 +257,15 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
       ? executeSnapshotPlan(
           {
             early,
-            plan: snapshotPlanning.then((part) => part?.plan.actions ?? [...early.pushed]),
+            plan: snapshotPlanning.then((part) => {
+              const actions = part?.plan.actions ?? [...early.pushed];
+              snapshotPlanSize = actions.length;
+              return actions;
+            }),
             onSettled: snapshotChain.onSettled,
           },
           snapshots.actions,
-          counted('snapshot-actions', 'snapshot action', () => early.pushed.length),
+          counted('snapshot-actions', 'snapshot action', () => snapshotPlanSize ?? early.pushed.length),
         )
       : snapshotPlanning.then(async (part) => {
           if (!part) return [];

@@ -3,12 +3,18 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import scheduledSweep from '../../events/scheduled-sweep.json' with { type: 'json' };
 import { parsePolicy } from '../../src/config/policy.ts';
 import { FutureClockError } from '../../src/core/clock.ts';
-import { type Continuation, continuationSchema, MAX_INVOCATIONS } from '../../src/core/continuation.ts';
-import type { RunReport } from '../../src/core/report.ts';
+import {
+  type Continuation,
+  continuationSchema,
+  continueReport,
+  MAX_INVOCATIONS,
+  nextContinuation,
+} from '../../src/core/continuation.ts';
+import { buildReport, type RunReport } from '../../src/core/report.ts';
 import { DEMO_ACCOUNT_ID, demoAccount, demoPolicyDocument } from '../../src/demo/demo-account.ts';
 import { MemoryAccount } from '../../src/demo/memory-account.ts';
 import type { SweepTargetOutput } from '../../src/handlers/sweep-target.ts';
-import { type LogEntry, recordingLog } from './factories.ts';
+import { action, decision, image, type LogEntry, NOW, plan, recordingLog } from './factories.ts';
 
 vi.mock('../../src/adapters/ec2.ts', async (original) => ({
   ...(await original<typeof import('../../src/adapters/ec2.ts')>()),
@@ -228,5 +234,129 @@ describe('a target sweep that outlasts one invocation', () => {
       /the run clock .* is later than the real clock/,
     );
     expect(account.calls).toEqual([]);
+  });
+});
+
+describe('continueReport and nextContinuation: what a continued run carries', () => {
+  function reportOf(options: {
+    kept: { rule: string; count: number }[];
+    eligible: number;
+    deregistered?: number;
+    carried?: number;
+  }): RunReport {
+    const decisions = [
+      ...options.kept.flatMap(({ rule, count }) =>
+        Array.from({ length: count }, () => decision(image(), 'keep', { rule })),
+      ),
+      ...Array.from({ length: options.eligible }, () => decision(image())),
+    ];
+    const deregistered = Array.from({ length: options.deregistered ?? 0 }, () => {
+      const subject = image();
+      return { action: action('deregister', subject), status: 'done' as const, warnings: [], snapshots: [] };
+    });
+    const report = buildReport(
+      plan(
+        deregistered.map((outcome) => outcome.action),
+        { decisions, inventorySize: decisions.length },
+      ),
+      deregistered,
+      {
+        mode: 'apply',
+        dryRun: false,
+        startedAt: NOW,
+        finishedAt: NOW,
+        warnings: [],
+        ...(options.carried ? { carried: options.carried } : {}),
+      },
+    );
+    return { ...report, complete: false };
+  }
+
+  it('hands on the first invocation’s kept images by rule, those not reached left out', () => {
+    // Prepare
+    const first = continueReport(
+      reportOf({
+        kept: [
+          { rule: 'in-use', count: 3 },
+          { rule: 'keep-latest', count: 2 },
+          { rule: 'not-reached', count: 4 },
+        ],
+        eligible: 5,
+      }),
+      undefined,
+      RUN_ID,
+    );
+
+    // Act
+    const next = nextContinuation(first, true);
+
+    // Assess
+    expect(next?.kept).toEqual({ 'in-use': 3, 'keep-latest': 2 });
+    expect(continuationSchema.parse(JSON.parse(JSON.stringify(next)))).toEqual(next);
+  });
+
+  it('says in a continued report what the first invocation decided for the decisions it carried', () => {
+    // Prepare
+    const first = continueReport(
+      reportOf({ kept: [{ rule: 'in-use', count: 3 }], eligible: 6 }),
+      undefined,
+      RUN_ID,
+    );
+    const previous = nextContinuation(first, true) as Continuation;
+
+    // Act
+    const merged = continueReport(
+      reportOf({ kept: [{ rule: 'keep-latest', count: 3 }], eligible: 4, deregistered: 2, carried: 3 }),
+      previous,
+      RUN_ID,
+    );
+
+    // Assess: the carried count, the first invocation's rules, and handed on unchanged.
+    expect(merged.carried).toEqual({
+      decisions: 3,
+      firstInvocation: { keptByRule: { 'in-use': 3 } },
+      note: expect.stringMatching(/did not read their references again/),
+    });
+    expect(nextContinuation(merged, true)?.kept).toEqual({ 'in-use': 3 });
+  });
+
+  it('counts every eligible image of the run once: deregistered earlier, or decided by this invocation', () => {
+    // Prepare: the first invocation read the references of 6 of its 10 candidates and deregistered 2.
+    const first = continueReport(
+      reportOf({
+        kept: [
+          { rule: 'keep-latest', count: 5 },
+          { rule: 'not-reached', count: 4 },
+        ],
+        eligible: 6,
+        deregistered: 2,
+      }),
+      undefined,
+      RUN_ID,
+    );
+    const previous = nextContinuation(first, true) as Continuation;
+
+    // Act: the second decides the 8 left (2 were deregistered), every one still eligible.
+    const merged = continueReport(
+      reportOf({ kept: [{ rule: 'keep-latest', count: 5 }], eligible: 8 }),
+      previous,
+      RUN_ID,
+    );
+
+    // Assess
+    expect(merged.totals.images).toBe(first.totals.images);
+    expect(merged.totals.eligible).toBe(10);
+    expect(merged.totals.kept).toBe(merged.totals.images - 10);
+  });
+
+  it('accepts a continuation without kept rules, and refuses one with a malformed rule', () => {
+    // Prepare
+    const first = continueReport(reportOf({ kept: [], eligible: 1 }), undefined, RUN_ID);
+    const { kept: _kept, ...older } = nextContinuation(first, true) as Continuation;
+
+    // Act and assess
+    expect(continuationSchema.safeParse(older).success).toBe(true);
+    expect(continuationSchema.safeParse({ ...older, kept: { 'In Use!': 1 } }).success).toBe(false);
+    expect(continuationSchema.safeParse({ ...older, kept: { 'in-use': -1 } }).success).toBe(false);
   });
 });
