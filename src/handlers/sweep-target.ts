@@ -145,6 +145,8 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
             dryRun: deps.dryRun || deps.policy.dryRun,
             deadline: { remainingMs },
             realNow,
+            // A later invocation reads what uses removal candidates only; the first one read the rest.
+            ...(previous ? { continuing: { invocation: previous.invocation } } : {}),
           },
         );
       const claim = lockClaim({
