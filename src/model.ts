@@ -122,9 +122,9 @@ export interface Decision {
   reason: string;
   findings: Finding[];
   /**
-   * A continued invocation's decision for an image kept whatever uses it, made without reading
-   * its references again: the verdict stands, but the reason may leave out what uses the image,
-   * which the run's first invocation read and logged.
+   * A continued invocation's decision for an image it does not remove (kept whatever uses it, or
+   * not due yet), made without reading its references again: the reason may leave out what uses
+   * the image, which the run's first invocation read and logged.
    */
   carried?: true;
 }

@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { NOT_REACHED } from './planner.ts';
+import { CARRIED, NOT_REACHED } from './planner.ts';
 import type { CostEstimate, RunReport, RunTotals } from './report.ts';
 
 /**
@@ -158,7 +158,7 @@ export function nextContinuation(report: RunReport, scheduled: boolean): Continu
 function keptByRule(report: RunReport): Record<string, number> {
   const kept: Record<string, number> = {};
   for (const decision of report.decisions) {
-    if (decision.verdict !== 'keep' || decision.rule === NOT_REACHED) continue;
+    if (decision.verdict !== 'keep' || decision.rule === NOT_REACHED || decision.rule === CARRIED) continue;
     kept[decision.rule] = (kept[decision.rule] ?? 0) + 1;
   }
   return kept;

@@ -29,6 +29,8 @@ const DEPRECATION_MATCH_TOLERANCE_MS = DAY_MS;
 
 /** The rule of an image left undecided because the invocation's time went to acting: decided on the next. */
 export const NOT_REACHED = 'not-reached';
+/** The rule of an unmarked removal candidate a continued invocation leaves as the run's first one did. */
+export const CARRIED = 'carried';
 
 /** Keep verdicts that leave an image marked: its fate is undecided, not reversed. */
 const IMAGE_HOLDS_MARK: ReadonlySet<string> = new Set(['not-owned', NOT_REACHED, ...HOLDING_RULES]);

@@ -110,9 +110,10 @@ export interface RunReport {
   /** Which invocation of a run this is, for a run that continued across invocations. */
   run?: { runId: string; invocation: number; startedAt: string };
   /**
-   * A continued invocation did not read again what uses the images kept whatever uses them: their
-   * decisions are flagged `carried`. `firstInvocation` is what the run's first invocation, which
-   * read it, decided: its kept images by rule (`in-use` among them).
+   * A continued invocation did not read again what uses the images it does not remove (kept
+   * whatever uses them, or not due yet): their decisions are flagged `carried`. `firstInvocation`
+   * is what the run's first invocation, which read it, decided: its kept images by rule (`in-use`
+   * among them).
    */
   carried?: CarriedDecisions;
   warnings: string[];
@@ -145,7 +146,7 @@ export interface ReportMeta {
 
 /** What the report says of carried decisions. */
 export const CARRIED_NOTE =
-  "images kept whatever uses them: this invocation did not read their references again, so their reasons may leave out what uses them; the run's first invocation read them and logged its decisions";
+  "images this continued invocation does not remove (kept whatever uses them, or not due yet): it did not read their references again, so their reasons may leave out what uses them; the run's first invocation read them and logged its decisions";
 
 export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportMeta): RunReport {
   const findings = plan.decisions.flatMap((decision) =>

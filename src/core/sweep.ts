@@ -1,4 +1,4 @@
-import type { Policy } from '../config/policy.ts';
+import { MARKED_AT_TAG, type Policy } from '../config/policy.ts';
 import { errorCode, errorMessage, InventoryError } from '../errors.ts';
 import type {
   ActionOutcome,
@@ -26,7 +26,7 @@ import { creatorTags } from './image-audit.ts';
 import { decideBeforeReferences, withReferences } from './image-decisions.ts';
 import { CapGate, capOrder, dueAdvance, type Move } from './lifecycle.ts';
 import { ChangeGate } from './lifecycle-executor.ts';
-import { buildPlan, imageLifecycle, imagePlanner, NOT_REACHED } from './planner.ts';
+import { buildPlan, CARRIED, imageLifecycle, imagePlanner, NOT_REACHED } from './planner.ts';
 import type {
   ConsumerReferences,
   Deadline,
@@ -106,9 +106,9 @@ export interface SweepRequest {
   realNow?: Date;
   /**
    * A later invocation of a continued run (the state machine hands the continuation back). The
-   * run's first invocation read what uses the images kept whatever uses them and logged their
-   * reasons; this one reads the references of removal candidates only, and flags the others'
-   * decisions as carried.
+   * run's first invocation read what uses every image and logged its decisions; this one reads the
+   * references of the candidates it may remove (those due) only, and flags the others' decisions
+   * as carried.
    */
   continuing?: { invocation: number };
 }
@@ -397,7 +397,10 @@ function planImages(
   const continued = request.continuing !== undefined;
 
   const { progress } = ports;
-  const referenceTotal = first.candidates.length + (continued ? 0 : first.others.length);
+  // A continued invocation re-checks only what it may remove: the due candidates. The others were
+  // decided by the run's first invocation, with their references, and nothing is removed from them.
+  const toRead = continued ? due : [...due, ...notDue];
+  const referenceTotal = toRead.length + (continued ? 0 : first.others.length);
   let referencesDone = 0;
   const referencesChecked = (count: number) => {
     referencesDone += count;
@@ -480,6 +483,24 @@ function planImages(
     return { ...decided, verdict: 'keep', rule: NOT_REACHED, reason };
   };
 
+  /**
+   * A candidate not due in a continued run, as the first invocation left it: still scheduled when
+   * it is marked (nothing is done to it before it is due), otherwise kept, since what uses it is
+   * not read again and a mark needs that; a later run marks it if nothing does.
+   */
+  const carriedCandidate = (image: Image): Decision => {
+    const decided = firstOf.get(image.imageId) as Decision;
+    if (image.tags[MARKED_AT_TAG] !== undefined) return { ...decided, carried: true };
+    return {
+      ...decided,
+      verdict: 'keep',
+      rule: CARRIED,
+      reason:
+        "not due for removal in this run, and its references were not read again: the run's first invocation marked it if nothing used it; a later run decides it",
+      carried: true,
+    };
+  };
+
   let failure: unknown;
   /** Shared images whose use in target accounts is asked there, once, after every batch. */
   const inTargets: { image: Image; references: readonly Reference[]; facts: SharedFacts }[] = [];
@@ -542,7 +563,8 @@ function planImages(
   const batchSize = ports.inventory.referenceBatchSize ?? DEFAULT_REFERENCE_BATCH;
   const plan = (async (): Promise<Plan> => {
     referencesChecked(0);
-    await forEachConcurrent(chunk([...due, ...notDue], batchSize), REFERENCE_CONCURRENCY, checkBatch);
+    if (continued) settle(notDue.map(carriedCandidate));
+    await forEachConcurrent(chunk(toRead, batchSize), REFERENCE_CONCURRENCY, checkBatch);
     if (inTargets.length > 0 && ports.consumers) {
       await checkInConsumers(
         inTargets.map((entry) => entry.image),

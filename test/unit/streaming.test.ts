@@ -368,16 +368,32 @@ describe('streaming: the cap selects exactly what the whole plan selects', () =>
 });
 
 describe('a continued invocation', () => {
-  it('reads the references of removal candidates only, and carries the keep decisions of the rest', async () => {
-    // Prepare: a first invocation, then a second one handed its continuation.
+  it('reads the references of the candidates it may remove only, and carries the decisions of the rest', async () => {
+    // Prepare: 12 due images, one eligible but not marked yet, one marked 3 days ago (not due),
+    // and the family's two newest, kept by keep-latest and in use, which only their references say.
     const { account, ports, subjects } = setup({ images: 12, inUse: [12, 13] });
-    // The two newest (kept by keep-latest) are in use: only their references say so.
+    const unmarked = {
+      ...(subjects[0] as Image),
+      imageId: 'ami-0c0000000000000001',
+      name: 'app-0',
+      tags: {},
+    };
+    const waiting = {
+      ...(subjects[1] as Image),
+      imageId: 'ami-0c0000000000000002',
+      name: 'app-00',
+      tags: { [MARKED_AT_TAG]: daysBefore(NOW, 3).toISOString() },
+    };
+    for (const subject of [unmarked, waiting]) account.images.set(subject.imageId, structuredClone(subject));
+    const all = [...subjects, unmarked, waiting];
     const first = await runSweep(ports, request({ mode: 'apply', dryRun: true }));
     const firstRun = continueReport(first, undefined, 'run-1');
     const previous = nextContinuation({ ...firstRun, complete: false }, true);
     if (!previous) throw new Error('expected a continuation');
-    const candidates = new Set(
-      decideBeforeReferences(subjects, ACCOUNT_ID, request().policy, NOW).candidates.map((s) => s.imageId),
+    const candidates = decideBeforeReferences(all, ACCOUNT_ID, request().policy, NOW).candidates;
+    const due = subjects.slice(0, 12).map((subject) => subject.imageId);
+    expect(candidates.map((subject) => subject.imageId).sort()).toEqual(
+      [...due, unmarked.imageId, waiting.imageId].sort(),
     );
     const asked: string[] = [];
     const inventory = {
@@ -390,24 +406,31 @@ describe('a continued invocation', () => {
     };
 
     // Act
+    account.calls.length = 0;
     const ran = await runSweep({ ...ports, inventory }, request({ continuing: { invocation: 2 } }));
     const merged = continueReport(ran, previous, 'run-1');
 
-    // Assess: only candidates were looked up, each once; the others' decisions are carried.
-    expect([...asked].sort()).toEqual([...candidates].sort());
+    // Assess: only the due candidates were looked up, each once; the rest is carried, and nothing
+    // is done to a candidate whose references were not read.
+    expect([...asked].sort()).toEqual([...due].sort());
     const carried = ran.decisions.filter((decision) => decision.carried);
     expect(carried.map((decision) => decision.imageId).sort()).toEqual(
-      subjects
-        .filter((subject) => !candidates.has(subject.imageId))
-        .map((subject) => subject.imageId)
-        .sort(),
+      [unmarked.imageId, waiting.imageId, ...subjects.slice(12).map((subject) => subject.imageId)].sort(),
     );
-    expect(carried.every((decision) => decision.verdict === 'keep')).toBe(true);
+    expect(ran.decisions.find((d) => d.imageId === unmarked.imageId)).toMatchObject({
+      verdict: 'keep',
+      rule: 'carried',
+    });
+    expect(ran.scheduled.map((entry) => entry.imageId)).toEqual([waiting.imageId]);
+    expect(
+      account.calls.filter((call) => call.endsWith(unmarked.imageId) || call.endsWith(waiting.imageId)),
+    ).toEqual([]);
     expect(ran.totals.deregistered).toBe(12);
+    expect(ran.complete).toBe(true);
     // The merged report says what the first invocation decided for them, which read their use.
     expect(first.decisions.filter((decision) => decision.rule === 'in-use')).toHaveLength(2);
     expect(merged.carried).toEqual({
-      decisions: 2,
+      decisions: 4,
       firstInvocation: { keptByRule: { 'in-use': 2 } },
       note: expect.stringMatching(/did not read their references again/),
     });
