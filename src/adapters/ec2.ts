@@ -649,16 +649,23 @@ export function createInventory(deps: InventoryDeps): InventoryPort {
     if (accountWide?.enumerate === enumerate) return accountWide.references;
     const references = (async () => {
       const all = createCollector();
-      if (enumerate) {
-        await inventoryStep('enumerate instances', () => instanceReferences(all));
-        await inventoryStep('enumerate launch templates', () => launchTemplateReferences(all));
-        await inventoryStep('enumerate SSM image parameters', () => parameterReferences(all));
-      } else {
-        await inventoryStep('check default launch template versions', () => defaultVersionsOutsideDepth(all));
-      }
-      await inventoryStep('enumerate Auto Scaling groups and launch configurations', () =>
-        autoScalingReferences(all),
+      // Each listing has its own API bucket (SSM and Auto Scaling are other services), so they go
+      // side by side; every one must finish for the answer to count.
+      const listings = enumerate
+        ? [
+            inventoryStep('enumerate instances', () => instanceReferences(all)),
+            inventoryStep('enumerate launch templates', () => launchTemplateReferences(all)),
+            inventoryStep('enumerate SSM image parameters', () => parameterReferences(all)),
+          ]
+        : [inventoryStep('check default launch template versions', () => defaultVersionsOutsideDepth(all))];
+      listings.push(
+        inventoryStep('enumerate Auto Scaling groups and launch configurations', () =>
+          autoScalingReferences(all),
+        ),
       );
+      const settled = await Promise.allSettled(listings);
+      const failed = settled.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
       return all.result();
     })();
     const entry = { enumerate, references };

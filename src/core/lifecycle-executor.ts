@@ -6,15 +6,17 @@ import type { Deadline, Log } from './ports.ts';
 
 /**
  * The one executor of the lifecycle, for every kind, with the safety rails in one place: dry run;
- * unmarks first (giving back what someone needs comes before anything else); a fresh re-check of
- * every resource right before it advances, where anything that now protects it wins; tolerant
- * error codes; the time budget, past which nothing new starts and the rest is reported as not
- * reached; and one failure never stopping the others. Marks and unmarks are tagged in batches
- * (1,000 ids per call) alongside the advances, which draw on other API buckets.
+ * unmarks first of what waits for the whole plan (giving back what someone needs comes before
+ * anything else); a fresh re-check of every resource right before it advances, where anything
+ * that now protects it wins; tolerant error codes; the time budget, past which nothing new starts
+ * and the rest is reported as not reached; the run's change gate; and one failure never stopping
+ * the others. Marks and unmarks are tagged in batches (1,000 ids per call) alongside the
+ * advances, which draw on other API buckets.
  *
  * Advances go through a pipeline: re-checked 200 at a time, at most about one batch ahead of the
  * calls that carry them out, so what is re-checked is what is about to advance. They may arrive
- * before the plan is complete (a StagedPlan), and each starts as soon as it is re-checked.
+ * before the plan is complete (a StagedPlan), and each starts as soon as it is re-checked; those
+ * go on while the unmarks wait for the plan, since they draw on other API buckets.
  */
 
 export interface ExecuteOptions {

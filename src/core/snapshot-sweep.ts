@@ -29,25 +29,26 @@ export interface SnapshotEvaluation {
 }
 
 /**
- * How far an invocation with a deadline may go reading sharing. Share checks are one call per
- * orphan candidate, enough on a large account to fill a whole invocation, and deletions go at a
- * quarter of their pace: reading the sharing of an orphan this invocation cannot delete anyway
- * would only be repeated by the next one. What is not read is decided by the next invocation.
+ * How far an invocation with a deadline may go reading what decides a removal: the sharing of
+ * orphans, the references of images due for removal. Share checks are one call per orphan
+ * candidate, enough on a large account to fill a whole invocation, and deletions go at a quarter
+ * of their pace: reading the sharing of an orphan this invocation cannot delete anyway would only
+ * be repeated by the next one. What is not read is decided by the next invocation.
  */
-export interface ShareCheckBudget {
-  /** False once no share check may start, so that time is left to act on what was decided. */
+export interface ReadBudget {
+  /** False once no check may start, so that time is left to act on what was decided. */
   mayRead(): boolean;
   /**
-   * True once this many deletions decided (within the cap) fill what is left of the invocation;
-   * where deletions start as they are decided, those already carried out no longer count.
+   * True once this many removals decided (within the cap) fill what is left of the invocation;
+   * those already carried out, as removals start while others are decided, no longer count.
    */
-  deletionsFill(decided: number): boolean;
+  removalsFill(decided: number): boolean;
 }
 
-function notReadReason(budget: ShareCheckBudget, due: boolean, decided: number): string | undefined {
+function notReadReason(budget: ReadBudget, due: boolean, decided: number): string | undefined {
   if (!budget.mayRead())
     return 'its sharing was not read before the time budget ran out; decided on the next run';
-  if (due && budget.deletionsFill(decided)) {
+  if (due && budget.removalsFill(decided)) {
     return 'its sharing was not read: the deletions already decided fill this invocation; decided on the next';
   }
   return undefined;
@@ -99,7 +100,7 @@ export async function evaluateSnapshots(
     now: Date;
     log: Log;
     warnings: string[];
-    budget?: ShareCheckBudget | undefined;
+    budget?: ReadBudget | undefined;
     /** Images in the Recycle Bin, where the bin could be read: their snapshots are not orphans. */
     binnedImages?: ReadonlyMap<string, BinnedImage> | undefined;
     /** Told after each orphan candidate's share check (or its being left for the next run). */

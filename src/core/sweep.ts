@@ -49,7 +49,7 @@ import { buildSnapshotPlan, snapshotAdvanceAction, snapshotLifecycle } from './s
 import {
   evaluateSnapshots,
   gatherSnapshotInventory,
-  type ShareCheckBudget,
+  type ReadBudget,
   type SnapshotEvaluation,
   type SnapshotInventory,
   type SnapshotPorts,
@@ -845,28 +845,24 @@ function readBudget(
   request: SweepRequest,
   removalsPerSecond: number | undefined,
   carriedOut: () => number,
-): ShareCheckBudget | undefined {
+): ReadBudget | undefined {
   const start = request.deadline.remainingMs();
   if (!Number.isFinite(start) || request.mode !== 'apply') return undefined;
   const reserve = request.reserveMs ?? DEFAULT_RESERVE_MS;
   const floor = reserve + start * SHARE_CHECKS_LEAVE_FOR_ACTING;
   return {
     mayRead: () => request.deadline.remainingMs() > floor,
-    deletionsFill: (decided) =>
+    removalsFill: (decided) =>
       removalsPerSecond !== undefined &&
       removalsPerSecond > 0 &&
       ((decided - carriedOut()) / removalsPerSecond) * 1000 >= request.deadline.remainingMs() - reserve,
   };
 }
 
-function referencesNotReadReason(
-  budget: ShareCheckBudget,
-  due: boolean,
-  decided: number,
-): string | undefined {
+function referencesNotReadReason(budget: ReadBudget, due: boolean, decided: number): string | undefined {
   if (!budget.mayRead())
     return 'its references were not read before the time budget ran out; decided on the next run';
-  if (due && budget.deletionsFill(decided)) {
+  if (due && budget.removalsFill(decided)) {
     return 'its references were not read: the removals already decided fill this invocation; decided on the next';
   }
   return undefined;

@@ -16,6 +16,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type AdapterDeps, createImageActions } from '../../src/adapters/ec2.ts';
+import { ApiLimiter } from '../../src/adapters/limiter.ts';
 import { awsError, ec2Fixture, recordingLog, recordingSleep } from './aws-fakes.ts';
 
 const ec2Mock = mockClient(EC2Client);
@@ -320,5 +321,15 @@ describe('deleteSnapshot', () => {
     await expect(outcome).rejects.toMatchObject({ name: 'RequestLimitExceeded' });
     expect(ec2Mock).toHaveReceivedCommandTimes(DeleteSnapshotCommand, 4);
     expect(sleeper.delays).toEqual([100, 200, 400]);
+  });
+});
+
+describe('deregistrationsPerSecond', () => {
+  it('is the pace the limiter holds DeregisterImage to, at its headroom', () => {
+    // Act
+    const actions = createImageActions({ limiter: new ApiLimiter({ headroom: 0.5 }) });
+
+    // Assess: 5 per second, EC2's refill, at half of it.
+    expect(actions.deregistrationsPerSecond).toBe(2.5);
   });
 });

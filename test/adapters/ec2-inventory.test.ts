@@ -447,6 +447,28 @@ describe('findReferences with DescribeImageReferences', () => {
     expect(ec2Mock).toHaveReceivedCommandTimes(DescribeLaunchTemplatesCommand, 1);
   });
 
+  it('lists groups and templates when told to prepare, before any image is asked about, and only once', async () => {
+    // Prepare
+    ec2Mock.on(DescribeImageReferencesCommand).resolves({ ImageReferences: [] });
+    const subject = inventory();
+
+    // Act
+    subject.prepareReferences?.();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const listedBefore = {
+      templates: ec2Mock.commandCalls(DescribeLaunchTemplatesCommand).length,
+      groups: autoScalingMock.commandCalls(DescribeAutoScalingGroupsCommand).length,
+    };
+    await subject.findReferences([image(amiId(1))]);
+
+    // Assess
+    expect(subject.referenceBatchSize).toBe(10);
+    expect(listedBefore).toEqual({ templates: 1, groups: 1 });
+    expect(ec2Mock.commandCalls(DescribeImageReferencesCommand)).toHaveLength(1);
+    expect(ec2Mock).toHaveReceivedCommandTimes(DescribeLaunchTemplatesCommand, 1);
+    expect(autoScalingMock).toHaveReceivedCommandTimes(DescribeAutoScalingGroupsCommand, 1);
+  });
+
   it('returns an empty map without calling AWS when asked about no images', async () => {
     // Act
     const references = await inventory().findReferences([]);
