@@ -26,7 +26,7 @@ export interface AccountCounts {
   versionsPerTemplate: number;
 }
 
-/** The account the issue describes: 10,000 AMIs, 50,000 snapshots. */
+/** The reference account the bench sweeps by default: 10,000 AMIs, 50,000 snapshots. */
 export const REFERENCE_COUNTS: AccountCounts = {
   images: 10_000,
   families: 400,
