@@ -13,7 +13,10 @@ export interface RateLimit {
 
 /** EC2's published request token buckets (per account and Region) and CloudTrail's lookup limit. */
 const DESCRIBE: RateLimit = { bucket: 100, refillPerSecond: 20 };
-const MUTATING: RateLimit = { bucket: 100, refillPerSecond: 5 };
+/** The image and snapshot actions EC2 gives a bucket of their own. */
+const OWN_MUTATING: RateLimit = { bucket: 100, refillPerSecond: 5 };
+/** Every other mutating action: deprecation, disabling, archiving, usage reports. */
+const MUTATING: RateLimit = { bucket: 50, refillPerSecond: 5 };
 const TAGGING: RateLimit = { bucket: 100, refillPerSecond: 10 };
 const LOOKUP_EVENTS: RateLimit = { bucket: 2, refillPerSecond: 2 };
 
@@ -23,8 +26,11 @@ export function rateLimitFor(api: string): RateLimit | undefined {
   // EC2 meters List* (ListImagesInRecycleBin) as a non-mutating action, like Describe*; the Recycle
   // Bin's ListRules and GetRule are held to the same pace, well under what one sweep asks of them.
   if (/^(Describe|Get|List)/.test(api)) return DESCRIBE;
+  if (/^(DeregisterImage|DeleteSnapshot|ModifyImageAttribute|ModifySnapshotAttribute)$/.test(api)) {
+    return OWN_MUTATING;
+  }
   if (
-    /^(DeregisterImage|DeleteSnapshot|ModifyImageAttribute|ModifySnapshotAttribute|EnableImageDeprecation|DisableImageDeprecation|DisableImage|EnableImage|ModifySnapshotTier|CreateImageUsageReport)$/.test(
+    /^(EnableImageDeprecation|DisableImageDeprecation|DisableImage|EnableImage|ModifySnapshotTier|CreateImageUsageReport)$/.test(
       api,
     )
   ) {
