@@ -40,9 +40,44 @@ describe('rateLimitFor', () => {
     ['ModifyImageAttribute', 100, 5],
     ['CreateTags', 100, 10],
     ['DeleteTags', 100, 10],
+    ['EnableImageDeprecation', 50, 5],
+    ['DisableImage', 50, 5],
+    ['ModifySnapshotTier', 50, 5],
+    ['CreateImageUsageReport', 50, 5],
     ['LookupEvents', 2, 2],
   ])('%s has a bucket of %i refilling %i per second', (api, bucket, refillPerSecond) => {
     expect(rateLimitFor(api)).toEqual({ bucket, refillPerSecond });
+  });
+
+  it('never assumes a bucket larger or faster than AWS documents for an EC2 call the sweep makes', async () => {
+    // The bench's table of AWS's documented rates, kept apart from the limiter's on purpose: this
+    // only checks that the limiter stays within it.
+    const { awsBucket } = await import('../../scripts/bench/aws-rates.ts');
+    const calls = [
+      'DescribeImages',
+      'DescribeSnapshots',
+      'DescribeImageReferences',
+      'DescribeSnapshotAttribute',
+      'DeregisterImage',
+      'DeleteSnapshot',
+      'ModifyImageAttribute',
+      'ModifySnapshotAttribute',
+      'CreateTags',
+      'DeleteTags',
+      'EnableImageDeprecation',
+      'DisableImageDeprecation',
+      'DisableImage',
+      'EnableImage',
+      'ModifySnapshotTier',
+      'CreateImageUsageReport',
+    ];
+    for (const api of calls) {
+      const aws = awsBucket(api);
+      const ours = rateLimitFor(api);
+      expect(aws, api).toBeDefined();
+      expect(ours?.bucket, api).toBeLessThanOrEqual(aws?.bucket ?? 0);
+      expect(ours?.refillPerSecond, api).toBeLessThanOrEqual(aws?.refillPerSecond ?? 0);
+    }
   });
 
   it('holds no call to an API without a known limit', () => {
