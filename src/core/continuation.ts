@@ -29,6 +29,12 @@ export interface Continuation {
    * images kept whatever uses them; their reports say with this what the first one decided.
    */
   kept?: Record<string, number>;
+  /**
+   * Whether a removal candidate not due yet may still need its mark: an invocation left one
+   * undecided, or a mark not done. A continued invocation reads those candidates' references only
+   * then. Absent (a continuation made before it existed) counts as true.
+   */
+  marksLeft?: boolean;
 }
 
 /** How many invocations one run may take before it stops and says so, rather than loop forever. */
@@ -57,8 +63,9 @@ export const continuationSchema = z.strictObject({
   scheduled: z.boolean(),
   totals: totalsSchema,
   cost: z.strictObject({ reclaimedGiB: z.number().min(0), reclaimableGiB: z.number().min(0) }),
-  // Absent from continuations made before it existed.
+  // Absent from continuations made before they existed.
   kept: keptSchema.optional(),
+  marksLeft: z.boolean().optional(),
 });
 
 /** Counts of what was done, which add up across invocations. */
@@ -147,6 +154,7 @@ export function nextContinuation(report: RunReport, scheduled: boolean): Continu
     scheduled,
     totals: report.totals,
     cost: { reclaimedGiB: report.cost.reclaimedGiB, reclaimableGiB: report.cost.reclaimableGiB },
+    marksLeft: report.imageMarksLeft ?? true,
     // A carried report knows the first invocation's counts only from its continuation.
     ...(report.carried
       ? report.carried.firstInvocation && { kept: report.carried.firstInvocation.keptByRule }

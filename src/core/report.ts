@@ -116,6 +116,11 @@ export interface RunReport {
    * among them).
    */
   carried?: CarriedDecisions;
+  /**
+   * Whether a removal candidate not due yet may still need its mark (left undecided, or its mark
+   * not done): the next invocation of a continued run then reads those candidates again.
+   */
+  imageMarksLeft?: boolean;
   warnings: string[];
 }
 
@@ -142,6 +147,7 @@ export interface ReportMeta {
   undecided?: number;
   /** Decisions a continued invocation carried (see RunReport.carried). */
   carried?: number;
+  imageMarksLeft?: boolean;
 }
 
 /** What the report says of carried decisions. */
@@ -226,6 +232,7 @@ export function buildReport(plan: Plan, outcomes: ActionOutcome[], meta: ReportM
     ...(meta.trail ? { trail: meta.trail } : {}),
     ...(meta.attribution ? { attribution: meta.attribution } : {}),
     ...(meta.carried ? { carried: { decisions: meta.carried, note: CARRIED_NOTE } } : {}),
+    ...(meta.imageMarksLeft === undefined ? {} : { imageMarksLeft: meta.imageMarksLeft }),
     warnings,
   };
 }

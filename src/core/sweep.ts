@@ -107,10 +107,11 @@ export interface SweepRequest {
   /**
    * A later invocation of a continued run (the state machine hands the continuation back). The
    * run's first invocation read what uses every image and logged its decisions; this one reads the
-   * references of the candidates it may remove (those due) only, and flags the others' decisions
-   * as carried.
+   * references of the candidates it may remove (those due), and of those not due yet only while
+   * one may still need its mark (`marksLeft`, unless false), and flags the others' decisions as
+   * carried.
    */
-  continuing?: { invocation: number };
+  continuing?: { invocation: number; marksLeft?: boolean | undefined };
 }
 
 const DEFAULT_RESERVE_MS = 20_000;
@@ -329,6 +330,7 @@ export async function runSweep(ports: SweepPorts, request: SweepRequest): Promis
     ...(trail ? { trail } : {}),
     ...(attribution ? { attribution } : {}),
     ...(carried > 0 ? { carried } : {}),
+    imageMarksLeft: imageChain.marksLeft(outcomes),
   });
   log.info('sweep summary', {
     mode: report.mode,
@@ -354,6 +356,8 @@ interface ImageChain {
   decisions: Promise<Decision[]>;
   /** Removal candidates left undecided (rule not-reached), once the plan is built. */
   undecided: () => number;
+  /** Whether a candidate not due yet may still need its mark, once the actions are done. */
+  marksLeft: (outcomes: readonly ActionOutcome[]) => boolean;
 }
 
 /**
@@ -397,9 +401,11 @@ function planImages(
   const continued = request.continuing !== undefined;
 
   const { progress } = ports;
-  // A continued invocation re-checks only what it may remove: the due candidates. The others were
-  // decided by the run's first invocation, with their references, and nothing is removed from them.
-  const toRead = continued ? due : [...due, ...notDue];
+  // A continued invocation re-checks what it may remove: the due candidates. The others were
+  // decided by the run's first invocation, with their references, and nothing is removed from
+  // them; those not due yet are read again only while one may still need its mark.
+  const carryNotDue = continued && request.continuing?.marksLeft === false;
+  const toRead = carryNotDue ? due : [...due, ...notDue];
   const referenceTotal = toRead.length + (continued ? 0 : first.others.length);
   let referencesDone = 0;
   const referencesChecked = (count: number) => {
@@ -477,8 +483,10 @@ function planImages(
     return references.length > 0 ? evaluateImage(image, known, policy, now) : decided;
   };
   const going = (decision: Decision) => decision.verdict === 'expire' || HOLDING_RULES.has(decision.rule);
+  let notDueUndecided = 0;
   const notReached = (image: Image, reason: string): Decision => {
     undecided += 1;
+    if (!dueAdvances.has(image.imageId)) notDueUndecided += 1;
     const decided = firstOf.get(image.imageId) as Decision;
     return { ...decided, verdict: 'keep', rule: NOT_REACHED, reason };
   };
@@ -563,7 +571,7 @@ function planImages(
   const batchSize = ports.inventory.referenceBatchSize ?? DEFAULT_REFERENCE_BATCH;
   const plan = (async (): Promise<Plan> => {
     referencesChecked(0);
-    if (continued) settle(notDue.map(carriedCandidate));
+    if (carryNotDue) settle(notDue.map(carriedCandidate));
     await forEachConcurrent(chunk(toRead, batchSize), REFERENCE_CONCURRENCY, checkBatch);
     if (inTargets.length > 0 && ports.consumers) {
       await checkInConsumers(
@@ -642,6 +650,13 @@ function planImages(
     },
     decisions,
     undecided: () => undecided,
+    marksLeft: (outcomes) =>
+      !carryNotDue &&
+      (notDueUndecided > 0 ||
+        outcomes.some(
+          (outcome) =>
+            outcome.action.kind === 'mark' && outcome.status !== 'done' && outcome.status !== 'already-gone',
+        )),
   };
 }
 
@@ -859,9 +874,12 @@ function readBudget(
   };
 }
 
+/**
+ * References cost a call per 10 images, far less than sharing's one per orphan: only those of
+ * images due for removal are held back, once the removals decided fill the invocation. The rest
+ * are always read, so each candidate's mark (or its being kept) is planned in every invocation.
+ */
 function referencesNotReadReason(budget: ReadBudget, due: boolean, decided: number): string | undefined {
-  if (!budget.mayRead())
-    return 'its references were not read before the time budget ran out; decided on the next run';
   if (due && budget.removalsFill(decided)) {
     return 'its references were not read: the removals already decided fill this invocation; decided on the next';
   }

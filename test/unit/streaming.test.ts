@@ -388,8 +388,10 @@ describe('a continued invocation', () => {
     const all = [...subjects, unmarked, waiting];
     const first = await runSweep(ports, request({ mode: 'apply', dryRun: true }));
     const firstRun = continueReport(first, undefined, 'run-1');
-    const previous = nextContinuation({ ...firstRun, complete: false }, true);
+    // As if its marks were done: nothing not due yet needs reading again.
+    const previous = nextContinuation({ ...firstRun, complete: false, imageMarksLeft: false }, true);
     if (!previous) throw new Error('expected a continuation');
+    expect(previous.marksLeft).toBe(false);
     const candidates = decideBeforeReferences(all, ACCOUNT_ID, request().policy, NOW).candidates;
     const due = subjects.slice(0, 12).map((subject) => subject.imageId);
     expect(candidates.map((subject) => subject.imageId).sort()).toEqual(
@@ -407,7 +409,10 @@ describe('a continued invocation', () => {
 
     // Act
     account.calls.length = 0;
-    const ran = await runSweep({ ...ports, inventory }, request({ continuing: { invocation: 2 } }));
+    const ran = await runSweep(
+      { ...ports, inventory },
+      request({ continuing: { invocation: 2, marksLeft: previous.marksLeft } }),
+    );
     const merged = continueReport(ran, previous, 'run-1');
 
     // Assess: only the due candidates were looked up, each once; the rest is carried, and nothing
@@ -435,6 +440,46 @@ describe('a continued invocation', () => {
       note: expect.stringMatching(/did not read their references again/),
     });
     expect(previous.kept).toEqual({ 'in-use': 2 });
+  });
+
+  it('reads again the candidates not due yet while one may still need its mark, and marks it', async () => {
+    // Prepare: the first invocation ran out of time before its mark; a continuation that says so.
+    const { account, ports, subjects } = setup({ images: 2 });
+    const unmarked = {
+      ...(subjects[0] as Image),
+      imageId: 'ami-0c0000000000000001',
+      name: 'app-0',
+      tags: {},
+    };
+    account.images.set(unmarked.imageId, structuredClone(unmarked));
+    const short = { remainingMs: () => 1_000 };
+    const first = await runSweep(ports, request({ deadline: short }));
+    expect(first.actions.find((o) => o.action.kind === 'mark')?.status).toBe('not-reached');
+    const previous = nextContinuation(continueReport(first, undefined, 'run-1'), true);
+    expect(previous?.marksLeft).toBe(true);
+    const asked: string[] = [];
+    const inventory = {
+      accountId: () => account.accountId(),
+      listOwnedImages: () => account.listOwnedImages(),
+      findReferences: (lookup: readonly Image[]) => {
+        asked.push(...lookup.map((subject) => subject.imageId));
+        return account.findReferences(lookup);
+      },
+    };
+
+    // Act
+    const ran = await runSweep(
+      { ...ports, inventory },
+      request({ continuing: { invocation: 2, marksLeft: previous?.marksLeft } }),
+    );
+
+    // Assess
+    expect(asked).toContain(unmarked.imageId);
+    expect(account.images.get(unmarked.imageId)?.tags[MARKED_AT_TAG]).toBe(NOW.toISOString());
+    expect(ran.imageMarksLeft).toBe(false);
+    expect(
+      nextContinuation({ ...continueReport(ran, previous, 'run-1'), complete: false }, true)?.marksLeft,
+    ).toBe(false);
   });
 
   it('reads every image’s references when it is the run’s first', async () => {
