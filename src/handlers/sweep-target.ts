@@ -146,7 +146,9 @@ export function makeSweepTargetHandler(deps: SweepTargetDependencies) {
             deadline: { remainingMs },
             realNow,
             // A later invocation reads what uses removal candidates only; the first one read the rest.
-            ...(previous ? { continuing: { invocation: previous.invocation } } : {}),
+            ...(previous
+              ? { continuing: { invocation: previous.invocation, marksLeft: previous.marksLeft } }
+              : {}),
           },
         );
       const claim = lockClaim({
