@@ -405,8 +405,8 @@ function planImages(
   // decided by the run's first invocation, with their references, and nothing is removed from
   // them; those not due yet are read again only while one may still need its mark.
   const carryNotDue = continued && request.continuing?.marksLeft === false;
-  const toRead = carryNotDue ? due : [...due, ...notDue];
-  const referenceTotal = toRead.length + (continued ? 0 : first.others.length);
+  const referenceTotal =
+    due.length + (carryNotDue ? 0 : notDue.length) + (continued ? 0 : first.others.length);
   let referencesDone = 0;
   const referencesChecked = (count: number) => {
     referencesDone += count;
@@ -515,11 +515,11 @@ function planImages(
   const sharedFacts = new Map<string, SharedFacts>();
 
   async function checkBatch(batch: readonly Image[]): Promise<void> {
-    const anyDue = batch.some((image) => dueAdvances.has(image.imageId));
+    const isDue = batch.some((image) => dueAdvances.has(image.imageId));
     const cut =
       failure !== undefined
         ? `its references were not read: another reference check failed (${errorCode(failure)}); decided on the next run`
-        : budget && referencesNotReadReason(budget, anyDue, Math.min(dueGoing, lifecycle.cap));
+        : budget && referencesNotReadReason(budget, isDue, Math.min(dueGoing, lifecycle.cap));
     if (cut) {
       settle(batch.map((image) => notReached(image, cut)));
       referencesChecked(batch.length);
@@ -572,7 +572,9 @@ function planImages(
   const plan = (async (): Promise<Plan> => {
     referencesChecked(0);
     if (carryNotDue) settle(notDue.map(carriedCandidate));
-    await forEachConcurrent(chunk(toRead, batchSize), REFERENCE_CONCURRENCY, checkBatch);
+    // Due and not-due never share a batch: only due ones are held back by the budget.
+    const batches = [...chunk(due, batchSize), ...(carryNotDue ? [] : chunk(notDue, batchSize))];
+    await forEachConcurrent(batches, REFERENCE_CONCURRENCY, checkBatch);
     if (inTargets.length > 0 && ports.consumers) {
       await checkInConsumers(
         inTargets.map((entry) => entry.image),

@@ -367,6 +367,41 @@ describe('streaming: the cap selects exactly what the whole plan selects', () =>
   );
 });
 
+describe('references under a deadline', () => {
+  it('are held back for images due for removal only, never for those still to be marked', async () => {
+    // Prepare: 55 due images and 5 to mark (the last batch of due images is not a full one), and
+    // 80 s to act at one deregistration every 10 s.
+    const { account, ports, subjects } = setup({ images: 55 });
+    const toMark = Array.from({ length: 5 }, (_, index) => ({
+      ...(subjects[index] as Image),
+      imageId: `ami-0c${index.toString(16).padStart(15, '0')}`,
+      name: `app-0${index}`,
+      tags: {},
+    }));
+    for (const subject of toMark) account.images.set(subject.imageId, structuredClone(subject));
+    const actions = Object.assign(Object.create(account) as MemoryAccount, { deregistrationsPerSecond: 0.1 });
+
+    // Act
+    const report = await runSweep(
+      { ...ports, actions },
+      request({ deadline: { remainingMs: () => 100_000 } }),
+    );
+
+    // Assess: the first batches of due images are read (four in flight at once), the rest wait
+    // for the next invocation; every image to mark is read and marked all the same.
+    const waiting = report.decisions.filter((decision) => decision.rule === 'not-reached');
+    expect(waiting.length).toBeGreaterThan(0);
+    const due = new Set(subjects.slice(0, 55).map((subject) => subject.imageId));
+    expect(waiting.every((decision) => due.has(decision.imageId))).toBe(true);
+    expect(waiting[0]?.reason).toMatch(/removals already decided fill this invocation/);
+    for (const subject of toMark) {
+      expect(account.images.get(subject.imageId)?.tags[MARKED_AT_TAG]).toBe(NOW.toISOString());
+    }
+    expect(report.imageMarksLeft).toBe(false);
+    expect(report.complete).toBe(false);
+  });
+});
+
 describe('a continued invocation', () => {
   it('reads the references of the candidates it may remove only, and carries the decisions of the rest', async () => {
     // Prepare: 12 due images, one eligible but not marked yet, one marked 3 days ago (not due),
