@@ -514,16 +514,21 @@ function planImages(
   const inTargets: { image: Image; references: readonly Reference[]; facts: SharedFacts }[] = [];
   const sharedFacts = new Map<string, SharedFacts>();
 
-  async function checkBatch(batch: readonly Image[]): Promise<void> {
-    const isDue = batch.some((image) => dueAdvances.has(image.imageId));
-    const cut =
-      failure !== undefined
-        ? `its references were not read: another reference check failed (${errorCode(failure)}); decided on the next run`
-        : budget && referencesNotReadReason(budget, isDue, Math.min(dueGoing, lifecycle.cap));
-    if (cut) {
-      settle(batch.map((image) => notReached(image, cut)));
-      referencesChecked(batch.length);
+  async function checkBatch(whole: readonly Image[]): Promise<void> {
+    if (failure !== undefined) {
+      const reason = `its references were not read: another reference check failed (${errorCode(failure)}); decided on the next run`;
+      settle(whole.map((image) => notReached(image, reason)));
+      referencesChecked(whole.length);
       return;
+    }
+    // Only images due for removal are held back; the others of a batch are read all the same.
+    const held = whole.filter((image) => dueAdvances.has(image.imageId));
+    const cut = budget && referencesNotReadReason(budget, held.length > 0, Math.min(dueGoing, lifecycle.cap));
+    const batch = cut ? whole.filter((image) => !dueAdvances.has(image.imageId)) : whole;
+    if (cut) {
+      settle(held.map((image) => notReached(image, cut)));
+      referencesChecked(held.length);
+      if (batch.length === 0) return;
     }
     let found: Map<string, Reference[]>;
     try {
@@ -572,8 +577,7 @@ function planImages(
   const plan = (async (): Promise<Plan> => {
     referencesChecked(0);
     if (carryNotDue) settle(notDue.map(carriedCandidate));
-    // Due and not-due never share a batch: only due ones are held back by the budget.
-    const batches = [...chunk(due, batchSize), ...(carryNotDue ? [] : chunk(notDue, batchSize))];
+    const batches = chunk([...due, ...(carryNotDue ? [] : notDue)], batchSize);
     await forEachConcurrent(batches, REFERENCE_CONCURRENCY, checkBatch);
     if (inTargets.length > 0 && ports.consumers) {
       await checkInConsumers(
