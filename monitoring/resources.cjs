@@ -59,6 +59,15 @@ function heartbeatWindow(schedule, heartbeatHours) {
   return { Period: period, EvaluationPeriods: Math.ceil(windowS / period) };
 }
 
+/** Fires on any occurrence within five minutes, and is quiet while nothing happens. */
+const ANY_IN_FIVE_MINUTES = {
+  Period: 300,
+  EvaluationPeriods: 1,
+  Threshold: 0,
+  ComparisonOperator: 'GreaterThanThreshold',
+  TreatMissingData: 'notBreaching',
+};
+
 function alarm(properties, topic) {
   return {
     Type: 'AWS::CloudWatch::Alarm',
@@ -107,11 +116,7 @@ function monitoringResources(template, options) {
       MetricName: 'Errors',
       Dimensions: dimensions,
       Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
+      ...ANY_IN_FIVE_MINUTES,
     });
     add(`${id}ThrottlesAlarm`, {
       AlarmName: `${prefix} ${name} throttles`,
@@ -120,11 +125,7 @@ function monitoringResources(template, options) {
       MetricName: 'Throttles',
       Dimensions: dimensions,
       Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
+      ...ANY_IN_FIVE_MINUTES,
     });
   }
 
@@ -138,11 +139,7 @@ function monitoringResources(template, options) {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [id, 'QueueName'] } }],
       Statistic: 'Maximum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
+      ...ANY_IN_FIVE_MINUTES,
     });
   }
 
@@ -210,11 +207,7 @@ function monitoringResources(template, options) {
     MetricName: 'TargetsFailed',
     Dimensions: ownDimensions,
     Statistic: 'Sum',
-    Period: 300,
-    EvaluationPeriods: 1,
-    Threshold: 0,
-    ComparisonOperator: 'GreaterThanThreshold',
-    TreatMissingData: 'notBreaching',
+    ...ANY_IN_FIVE_MINUTES,
   });
 
   // By name rather than GetAtt: the dashboard needs no alarm to exist first, and an emulator that

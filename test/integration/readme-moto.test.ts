@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
-import { describeWithMoto } from './moto.ts';
+import { describeWithMoto, freePort } from './moto.ts';
 
 /**
  * The README's moto recipe, run as written: its shell block in bash, on a free port instead of
@@ -20,19 +19,6 @@ function recipe(): string {
   const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(start));
   if (!block?.[1]) throw new Error('the moto section has no sh block');
   return block[1];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? done(address.port) : fail(new Error('no port')),
-      );
-    });
-  });
 }
 
 function bash(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
