@@ -169,12 +169,13 @@ export class Bench {
 
   /**
    * One Lambda invocation of the sweep, as the handler wires it, on the simulated clock. `continuing`
-   * is the continuation's invocation number, for a later invocation of a continued run.
+   * is what the continuation hands a later invocation of a continued run: its invocation number and
+   * whether marks were left, as sweep-target passes them.
    */
   async invoke(
     mode: 'plan' | 'apply',
     reference = this.reference(),
-    continuing?: { invocation: number },
+    continuing?: { invocation: number; marksLeft?: boolean | undefined },
   ): Promise<Invocation> {
     const { clock, simulator, policy } = this;
     const before = simulator.calls();
@@ -293,7 +294,7 @@ export class Bench {
       const invocation = await this.invoke(
         'apply',
         index === 1 ? reference : undefined,
-        previous ? { invocation: previous.invocation } : undefined,
+        previous ? { invocation: previous.invocation, marksLeft: previous.marksLeft } : undefined,
       );
       invocations.push(invocation);
       options.onInvocation?.(invocation);
