@@ -97,3 +97,43 @@ export function message(text: string, blocks: readonly SlackBlock[]): SlackMessa
   const omitted = blocks.length - kept.length;
   return { text: fallback, blocks: [...kept, context(`… ${omitted} more blocks not shown`)] };
 }
+
+/** Room kept for the "…and N more" line of a list. */
+const MORE_LINE_RESERVE = 32;
+
+/**
+ * A titled bullet list that fits one section: at most `maxItems` lines, each clipped to
+ * `maxItemChars`, and never more than a section's characters, with the rest counted. Every item
+ * must already be escaped mrkdwn.
+ */
+export function titledList(
+  title: string,
+  items: readonly string[],
+  maxItems: number,
+  maxItemChars: number,
+): string {
+  const lines = [title];
+  let length = title.length;
+  for (const item of items) {
+    if (lines.length - 1 >= maxItems) break;
+    const line = truncate(item, maxItemChars);
+    if (length + 1 + line.length + MORE_LINE_RESERVE > SLACK_LIMITS.sectionText) break;
+    lines.push(line);
+    length += 1 + line.length;
+  }
+  const more = items.length - (lines.length - 1);
+  if (more > 0) lines.push(`…and ${formatCount(more)} more`);
+  return lines.join('\n');
+}
+
+export function formatCount(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+export function formatGiB(value: number): string {
+  return `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })} GiB`;
+}
+
+export function formatUsd(value: number, maxFractionDigits = 2): string {
+  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: maxFractionDigits })}`;
+}

@@ -3,13 +3,15 @@ import type { OutcomeStatus, Recovery, Severity } from '../model.ts';
 import { SHARED_USE_UNKNOWN } from '../rules/shared-image.ts';
 import {
   context,
+  formatCount as count,
   divider,
   escapeMrkdwn,
+  formatGiB as gib,
   header,
   message,
-  SLACK_LIMITS,
   section,
-  truncate,
+  titledList,
+  formatUsd as usd,
 } from './blocks.ts';
 import type { SlackBlock, SlackMessage } from './slack.ts';
 
@@ -28,8 +30,6 @@ export const DIGEST_MAX_ITEMS = 10;
 export const DIGEST_MAX_FINDINGS_PER_SEVERITY = 5;
 /** One list item at most; a long reason or name is clipped rather than crowding out the others. */
 const MAX_ITEM_CHARS = 280;
-/** Room kept for the "…and N more" line. */
-const MORE_LINE_RESERVE = 32;
 
 const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low'];
 
@@ -392,23 +392,8 @@ function deferredSections(report: RunReport): SlackBlock[] {
   return blocks;
 }
 
-/**
- * A titled bullet list that fits one section: at most `maxItems` lines and never more than a
- * section's characters, with the rest counted. Every item must already be escaped mrkdwn.
- */
 function list(title: string, items: readonly string[], maxItems: number = DIGEST_MAX_ITEMS): string {
-  const lines = [title];
-  let length = title.length;
-  for (const item of items) {
-    if (lines.length - 1 >= maxItems) break;
-    const line = truncate(item, MAX_ITEM_CHARS);
-    if (length + 1 + line.length + MORE_LINE_RESERVE > SLACK_LIMITS.sectionText) break;
-    lines.push(line);
-    length += 1 + line.length;
-  }
-  const more = items.length - (lines.length - 1);
-  if (more > 0) lines.push(`…and ${count(more)} more`);
-  return lines.join('\n');
+  return titledList(title, items, maxItems, MAX_ITEM_CHARS);
 }
 
 function imageLabel(imageId: string, name: string): string {
@@ -451,18 +436,6 @@ export function digestPlainText(digest: SlackMessage): string {
     }
   }
   return lines.join('\n');
-}
-
-function count(value: number): string {
-  return value.toLocaleString('en-US');
-}
-
-function gib(value: number): string {
-  return `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })} GiB`;
-}
-
-function usd(value: number, maxFractionDigits = 2): string {
-  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: maxFractionDigits })}`;
 }
 
 function day(iso: string): string {

@@ -1,13 +1,15 @@
 import type { OrgDigest } from '../core/org-digest.ts';
 import {
   context,
+  formatCount as count,
   divider,
   escapeMrkdwn,
+  formatGiB as gib,
   header,
   message,
-  SLACK_LIMITS,
   section,
-  truncate,
+  titledList,
+  formatUsd as usd,
 } from './blocks.ts';
 import type { SlackBlock, SlackMessage } from './slack.ts';
 
@@ -23,7 +25,6 @@ export const ORG_DIGEST_MAX_ACCOUNTS = 10;
 /** Accounts shown under "Failures by account"; the rest are counted. */
 export const ORG_DIGEST_MAX_FAILED_ACCOUNTS = 10;
 const MAX_ITEM_CHARS = 600;
-const MORE_LINE_RESERVE = 32;
 
 export function orgDigestMessage(digest: OrgDigest): SlackMessage {
   const blocks: SlackBlock[] = [
@@ -136,18 +137,7 @@ function accountLabel(accountId: string, name: string | undefined): string {
  * section's characters, with the rest counted. Every item must already be escaped mrkdwn.
  */
 function list(title: string, items: readonly string[], maxItems: number): string {
-  const lines = [title];
-  let length = title.length;
-  for (const item of items) {
-    if (lines.length - 1 >= maxItems) break;
-    const line = truncate(item, MAX_ITEM_CHARS);
-    if (length + 1 + line.length + MORE_LINE_RESERVE > SLACK_LIMITS.sectionText) break;
-    lines.push(line);
-    length += 1 + line.length;
-  }
-  const more = items.length - (lines.length - 1);
-  if (more > 0) lines.push(`…and ${count(more)} more`);
-  return lines.join('\n');
+  return titledList(title, items, maxItems, MAX_ITEM_CHARS);
 }
 
 function fallbackText(digest: OrgDigest): string {
@@ -159,16 +149,4 @@ function fallbackText(digest: OrgDigest): string {
 
 function plural(value: number, noun: string): string {
   return `${count(value)} ${noun}${value === 1 ? '' : 's'}`;
-}
-
-function count(value: number): string {
-  return value.toLocaleString('en-US');
-}
-
-function gib(value: number): string {
-  return `${value.toLocaleString('en-US', { maximumFractionDigits: 2 })} GiB`;
-}
-
-function usd(value: number): string {
-  return `$${value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 }
