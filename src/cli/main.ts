@@ -867,15 +867,7 @@ async function runTargets(
     io.stdout.write(
       options.json
         ? `${JSON.stringify(auditTargetsDocument(results), null, 2)}\n`
-        : `${[
-            ...results.map((result) =>
-              [
-                targetHeading(result.target),
-                result.report ? renderAudit(result.report, width) : failureBlock(result),
-              ].join('\n'),
-            ),
-            renderAuditTargets(results, width),
-          ].join('\n\n')}\n`,
+        : targetsText(results, (report) => renderAudit(report, width), renderAuditTargets(results, width)),
     );
     return worstExit(results);
   }
@@ -916,15 +908,11 @@ async function runTargets(
   io.stdout.write(
     options.json
       ? `${JSON.stringify(sweepTargetsDocument(results), null, 2)}\n`
-      : `${[
-          ...results.map((result) =>
-            [
-              targetHeading(result.target),
-              result.report ? renderReport(result.report, width) : failureBlock(result),
-            ].join('\n'),
-          ),
+      : targetsText(
+          results,
+          (report) => renderReport(report, width),
           renderSweepTargets(results, mode, width),
-        ].join('\n\n')}\n`,
+        ),
   );
   if (options.html) {
     const sections = results.map(
@@ -946,6 +934,18 @@ async function runTargets(
 /** The worst exit wins: not reached or not read (3) over a critical finding (2) over failed actions (1). */
 function worstExit(results: readonly TargetResult<unknown>[]): number {
   return Math.max(EXIT.ok, ...results.map((result) => result.exitCode));
+}
+
+/** Each target's heading and its report (or why there is none), then the summary table. */
+function targetsText<R>(
+  results: readonly TargetResult<R>[],
+  render: (report: R) => string,
+  summary: string,
+): string {
+  const blocks = results.map((result) =>
+    [targetHeading(result.target), result.report ? render(result.report) : failureBlock(result)].join('\n'),
+  );
+  return `${[...blocks, summary].join('\n\n')}\n`;
 }
 
 function failureBlock(result: TargetResult<unknown>): string {
