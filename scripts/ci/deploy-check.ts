@@ -597,6 +597,8 @@ async function main(): Promise<void> {
 
     timings.push(`deploy ${(await npmRun('deploy', ['run', 'deploy:local'], env)).toFixed(1)} s`);
     const subjects = await checkStack(clients, creatable);
+    // The README's info line, as documented: it reads the deployed stack back.
+    timings.push(`info ${(await npmRun('info', ['run', 'info:local'], env)).toFixed(1)} s`);
     const before = await schedules(clients);
     check(before.length > 0, `the template has a schedule rule (${before.join(', ')})`);
 
